@@ -1,0 +1,109 @@
+# nub build: host library, guest SDK, guests, CLI, tests and benchmarks (GNU Make).
+#
+# Targets: all (default), test, unit, bench, install, clean.
+# common/ sources are compiled twice: with host flags into libnub and with
+# freestanding guest flags into libnubguest.
+
+CC      ?= cc
+AR      ?= ar
+PREFIX  ?= /usr/local
+B       := build
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes
+OPT     ?= -O2
+HOST_CFLAGS  := -std=c11 $(OPT) -g $(WARN) -fPIC -Iinclude -Icommon -D_GNU_SOURCE $(EXTRA_CFLAGS)
+GUEST_CFLAGS := -std=c11 $(OPT) -g $(WARN) -Iinclude -Icommon -DNUB_GUEST=1 \
+                -ffreestanding -nostdlib -fno-pic -fno-pie -mcmodel=kernel \
+                -mno-red-zone -fno-stack-protector -fno-asynchronous-unwind-tables
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/nub.ld -Wl,--build-id=none \
+                 -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
+TEST_CFLAGS  := -std=c11 $(OPT) -g $(WARN) -Iinclude -Icommon -D_GNU_SOURCE $(EXTRA_CFLAGS)
+LDLIBS_HOST  := -lunicorn -lpthread
+LDLIBS_TEST  := -lcriterion -lsodium -lpthread -lm
+
+COMMON_SRC := $(wildcard common/*.c)
+SDK_SRC    := $(wildcard guest/*.c guest/*.S)
+GUEST_NAMES := $(notdir $(wildcard guests/*))
+HOST_SRC   := $(wildcard host/*.c host/hv/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+
+COMMON_HOST_OBJ  := $(COMMON_SRC:%.c=$(B)/host/%.o)
+COMMON_GUEST_OBJ := $(COMMON_SRC:%.c=$(B)/guest/%.o)
+SDK_OBJ          := $(patsubst %,$(B)/guest/%.o,$(basename $(SDK_SRC)))
+GUEST_ELFS       := $(GUEST_NAMES:%=$(B)/guests/%.elf)
+HOST_OBJ         := $(HOST_SRC:%.c=$(B)/host/%.o)
+UNIT_BIN         := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+BENCH_BIN        := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+LIBNUB_A      := $(B)/libnub.a
+LIBNUB_SO     := $(B)/libnub.so
+LIBNUBGUEST_A := $(B)/libnubguest.a
+
+.PHONY: all test unit bench install clean
+all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(UNIT_BIN) $(BENCH_BIN) $(B)/nub.pc
+
+$(B)/host/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/guest/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/guest/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
+
+# Each guests/NAME/ folder links into build/guests/NAME.elf against the SDK.
+.SECONDEXPANSION:
+$(B)/guests/%.elf: $$(patsubst %.c,$(B)/guest/%.o,$$(wildcard guests/$$*/*.c)) $(LIBNUBGUEST_A) guest/nub.ld
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBNUBGUEST_A)
+
+$(LIBNUB_A): $(COMMON_HOST_OBJ) $(HOST_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(LIBNUB_SO): $(COMMON_HOST_OBJ) $(HOST_OBJ)
+	$(CC) -shared -Wl,-soname,libnub.so.0 -o $@ $^ $(LDLIBS_HOST)
+
+$(LIBNUBGUEST_A): $(COMMON_GUEST_OBJ) $(SDK_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/tests/unit/%: tests/unit/%.c $(LIBNUB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -MMD -MP $< -o $@ $(LIBNUB_A) $(LDLIBS_TEST) $(LDLIBS_HOST)
+
+$(B)/bench/%: bench/%.c $(LIBNUB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -O3 -MMD -MP $< -o $@ $(LIBNUB_A) -lsodium -lpthread -lm $(LDLIBS_HOST)
+
+$(B)/nub.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: nub\nDescription: embeddable micro-VM sandbox\nVersion: %s\nLibs: -L$${libdir} -lnub\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(VERSION)' '$(LDLIBS_HOST)' > $@
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+test: all
+	@tests/run-unit.sh $(UNIT_BIN)
+
+bench: $(BENCH_BIN)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/nub $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIBNUB_A) $(LIBNUBGUEST_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBNUB_SO) $(DESTDIR)$(PREFIX)/lib/libnub.so.$(VERSION)
+	ln -sf libnub.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libnub.so.0
+	ln -sf libnub.so.0 $(DESTDIR)$(PREFIX)/lib/libnub.so
+	install -m 644 include/nub/*.h $(DESTDIR)$(PREFIX)/include/nub/
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/nub.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nub.pc
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
