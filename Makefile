@@ -27,6 +27,7 @@ SDK_SRC    := $(wildcard guest/*.c guest/*.S)
 GUEST_NAMES := $(notdir $(wildcard guests/*))
 HOST_SRC   := $(wildcard host/*.c host/hv/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+INTEG_SRC  := $(wildcard tests/integration/test_*.c)
 BENCH_SRC  := $(wildcard bench/*.c)
 
 COMMON_HOST_OBJ  := $(COMMON_SRC:%.c=$(B)/host/%.o)
@@ -35,14 +36,15 @@ SDK_OBJ          := $(patsubst %,$(B)/guest/%.o,$(basename $(SDK_SRC)))
 GUEST_ELFS       := $(GUEST_NAMES:%=$(B)/guests/%.elf)
 HOST_OBJ         := $(HOST_SRC:%.c=$(B)/host/%.o)
 UNIT_BIN         := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+INTEG_BIN        := $(INTEG_SRC:tests/integration/%.c=$(B)/tests/integration/%)
 BENCH_BIN        := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit bench install clean
-all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(UNIT_BIN) $(BENCH_BIN) $(B)/nub.pc
+.PHONY: all test unit integration bench install clean
+all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(B)/nub.pc
 
 $(B)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -58,7 +60,9 @@ $(B)/guest/%.o: %.S
 
 # Each guests/NAME/ folder links into build/guests/NAME.elf against the SDK.
 .SECONDEXPANSION:
-$(B)/guests/%.elf: $$(patsubst %.c,$(B)/guest/%.o,$$(wildcard guests/$$*/*.c)) $(LIBNUBGUEST_A) guest/nub.ld
+GUEST_OBJ := $(patsubst %.c,$(B)/guest/%.o,$(wildcard guests/*/*.c))
+.SECONDARY: $(GUEST_OBJ)
+$(B)/guests/%.elf: $$(addprefix $(B)/guest/,$$(addsuffix .o,$$(basename $$(wildcard guests/$$*/*.c)))) $(LIBNUBGUEST_A) guest/nub.ld
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBNUBGUEST_A)
 
@@ -73,13 +77,22 @@ $(LIBNUBGUEST_A): $(COMMON_GUEST_OBJ) $(SDK_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+$(B)/nub: tools/nub.c $(LIBNUB_A)
+	$(CC) $(HOST_CFLAGS) -MMD -MP $< -o $@ $(LIBNUB_A) $(LDLIBS_HOST)
+
 $(B)/tests/unit/%: tests/unit/%.c $(LIBNUB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -MMD -MP $< -o $@ $(LIBNUB_A) $(LDLIBS_TEST) $(LDLIBS_HOST)
 
+$(B)/tests/integration/%: tests/integration/%.c $(LIBNUB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DNUB_GUEST_DIR_DEFAULT='"$(abspath $(B))/guests"' -MMD -MP $< -o $@ \
+	  $(LIBNUB_A) $(LDLIBS_TEST) $(LDLIBS_HOST)
+
 $(B)/bench/%: bench/%.c $(LIBNUB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -O3 -MMD -MP $< -o $@ $(LIBNUB_A) -lsodium -lpthread -lm $(LDLIBS_HOST)
+	$(CC) $(TEST_CFLAGS) -O3 -DNUB_GUEST_DIR_DEFAULT='"$(abspath $(B))/guests"' -MMD -MP $< -o $@ \
+	  $(LIBNUB_A) -lsodium -lpthread -lm $(LDLIBS_HOST)
 
 $(B)/nub.pc: Makefile
 	@mkdir -p $(dir $@)
@@ -89,8 +102,11 @@ $(B)/nub.pc: Makefile
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
+integration: $(INTEG_BIN) $(GUEST_ELFS)
+	@tests/run-unit.sh $(INTEG_BIN)
+
 test: all
-	@tests/run-unit.sh $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN) $(INTEG_BIN)
 
 bench: $(BENCH_BIN)
 
@@ -100,6 +116,9 @@ install: all
 	install -m 755 $(LIBNUB_SO) $(DESTDIR)$(PREFIX)/lib/libnub.so.$(VERSION)
 	ln -sf libnub.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libnub.so.0
 	ln -sf libnub.so.0 $(DESTDIR)$(PREFIX)/lib/libnub.so
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nub
+	install -m 755 $(B)/nub $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 guest/nub.ld $(DESTDIR)$(PREFIX)/share/nub/
 	install -m 644 include/nub/*.h $(DESTDIR)$(PREFIX)/include/nub/
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/nub.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nub.pc
 

@@ -1,0 +1,135 @@
+/* Configuration defaults and validation, backend names, availability and selection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DEFAULT_MAX_IMAGE (64ull * 1024 * 1024)
+
+static enum nub_backend backend_from_env(void)
+{
+    const char *v = getenv("NUB_BACKEND");
+    if (v == NULL)
+        return NUB_BACKEND_AUTO;
+    if (strcmp(v, "kvm") == 0)
+        return NUB_BACKEND_KVM;
+    if (strcmp(v, "emu") == 0)
+        return NUB_BACKEND_EMU;
+    return NUB_BACKEND_AUTO;
+}
+
+void nub_config_default(struct nub_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->heap_size = NUB_DEFAULT_HEAP_SIZE;
+    cfg->stack_size = NUB_DEFAULT_STACK_SIZE;
+    cfg->input_size = NUB_DEFAULT_INPUT_SIZE;
+    cfg->output_size = NUB_DEFAULT_OUTPUT_SIZE;
+    cfg->scratch_size = 0;
+    cfg->max_image_size = DEFAULT_MAX_IMAGE;
+    cfg->backend = backend_from_env();
+    cfg->max_guest_log_level = NUB_LOG_LEVEL_ERROR;
+    cfg->call_timeout_ms = 0;
+}
+
+const char *nub_backend_name(enum nub_backend backend)
+{
+    switch (backend) {
+    case NUB_BACKEND_AUTO: return "auto";
+    case NUB_BACKEND_KVM: return "kvm";
+    case NUB_BACKEND_EMU: return "emu";
+    default: return "unknown";
+    }
+}
+
+/* Round *v up to a page; 0 stays 0. Fails on overflow. */
+static int page_round(uint64_t *v)
+{
+    if (*v > UINT64_MAX - (NUB_PAGE_SIZE - 1))
+        return -1;
+    *v = (*v + NUB_PAGE_SIZE - 1) & ~(NUB_PAGE_SIZE - 1);
+    return 0;
+}
+
+static nub_status norm_size(const char *name, uint64_t *v, uint64_t dflt, struct nub_error *err)
+{
+    if (*v == 0)
+        *v = dflt;
+    if (page_round(v) != 0 || *v > NUB_MAX_REGIONS_SIZE)
+        return nub_err_set(err, NUB_E_LAYOUT, "config.%s = %llu is larger than the guest address space",
+                           name, (unsigned long long)*v);
+    return NUB_OK;
+}
+
+nub_status nub_config_normalise(const struct nub_config *in, struct nub_config *out,
+                                struct nub_error *err)
+{
+    struct nub_config d;
+    nub_config_default(&d);
+    *out = in ? *in : d;
+    nub_status rc = NUB_OK;
+    if ((rc = norm_size("heap_size", &out->heap_size, d.heap_size, err)) != NUB_OK ||
+        (rc = norm_size("stack_size", &out->stack_size, d.stack_size, err)) != NUB_OK ||
+        (rc = norm_size("input_size", &out->input_size, d.input_size, err)) != NUB_OK ||
+        (rc = norm_size("output_size", &out->output_size, d.output_size, err)) != NUB_OK)
+        return rc;
+    if (out->max_image_size == 0)
+        out->max_image_size = d.max_image_size;
+    if (out->scratch_size != 0 && page_round(&out->scratch_size) != 0)
+        return nub_err_set(err, NUB_E_LAYOUT, "config.scratch_size overflows");
+    if (out->max_guest_log_level > NUB_LOG_LEVEL_TRACE)
+        return nub_err_set(err, NUB_E_INVALID, "config.max_guest_log_level %u is above NUB_LOG_LEVEL_TRACE",
+                           out->max_guest_log_level);
+    if (out->backend != NUB_BACKEND_AUTO && out->backend != NUB_BACKEND_KVM &&
+        out->backend != NUB_BACKEND_EMU)
+        return nub_err_set(err, NUB_E_INVALID, "config.backend %d is not a nub_backend", (int)out->backend);
+    return NUB_OK;
+}
+
+static const struct nub_hv_ops *ops_for(enum nub_backend b)
+{
+    switch (b) {
+    case NUB_BACKEND_EMU: return nub_hv_emu_ops();
+    case NUB_BACKEND_KVM: return nub_hv_kvm_ops();
+    default: return NULL;
+    }
+}
+
+static void put_why(char *why, size_t why_len, const char *text)
+{
+    if (why != NULL && why_len > 0)
+        snprintf(why, why_len, "%s", text);
+}
+
+nub_status nub_backend_available(enum nub_backend backend, char *why, size_t why_len)
+{
+    if (backend == NUB_BACKEND_AUTO) {
+        if (nub_backend_available(NUB_BACKEND_KVM, NULL, 0) == NUB_OK)
+            return NUB_OK;
+        return nub_backend_available(NUB_BACKEND_EMU, why, why_len);
+    }
+    const struct nub_hv_ops *ops = ops_for(backend);
+    if (ops == NULL) {
+        put_why(why, why_len, "unknown backend");
+        return NUB_E_NO_HYPERVISOR;
+    }
+    return ops->available(why, why_len);
+}
+
+nub_status nub_backend_pick(enum nub_backend want, const struct nub_hv_ops **ops,
+                            enum nub_backend *chosen, struct nub_error *err)
+{
+    char why[256] = "";
+    if (want == NUB_BACKEND_AUTO)
+        want = nub_backend_available(NUB_BACKEND_KVM, NULL, 0) == NUB_OK ? NUB_BACKEND_KVM
+                                                                         : NUB_BACKEND_EMU;
+    if (nub_backend_available(want, why, sizeof why) != NUB_OK)
+        return nub_err_set(err, NUB_E_NO_HYPERVISOR, "backend %s unavailable: %s",
+                           nub_backend_name(want), why);
+    *ops = ops_for(want);
+    *chosen = want;
+    return NUB_OK;
+}

@@ -1,0 +1,844 @@
+/* Emulated-CPU backend: Unicorn 2 in x86-64 mode, guest page tables pre-walked into direct VA mappings. */
+#include "hv.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unicorn/unicorn.h>
+
+#include "emu_x86.h"
+#include "nub/vmem.h"
+
+/*
+ * How it works (docs/backends.md has the long version)
+ *
+ * Unicorn's address space is the guest's *virtual* address space: create()
+ * walks the host-built page tables once and maps every virtual run onto the
+ * host memory behind it with uc_mem_map_ptr and the PTE permissions. CR0.PG
+ * stays clear inside Unicorn so it never walks tables itself.
+ *
+ * Unicorn runs straight-line translated blocks (TBs) and only honours
+ * uc_emu_stop() at a TB start or after a UC_HOOK_CODE callback. An OUT
+ * hook alone would therefore let the rest of the TB run. To stop right
+ * after every IN/OUT, a UC_HOOK_BLOCK hook looks at each TB the first time
+ * it runs (before any of its instructions execute); when the TB holds port
+ * I/O, it stops, and run() decodes the TB, puts a one-address UC_HOOK_CODE
+ * hook on the instruction after each IN/OUT (which makes Unicorn check for
+ * a stop request there and sync RIP), drops the TB from the cache and
+ * restarts it. The same block hook polls the interrupt flag, so
+ * interrupt() never calls into Unicorn from another thread.
+ */
+
+#define EMU_PAGE        4096ull
+#define EMU_MAX_RUNS    65536u          /* virtual runs mapped at most */
+#define EMU_WALK_BUDGET (1ull << 26)    /* page-table entry reads at most */
+#define EMU_TB_BUF      8192u           /* QEMU x86 TBs stay below one page + one insn */
+#define EMU_MAP_INIT    1024u           /* initial slots of the TB / hook maps */
+
+#define EFER_SCE (1ull << 0)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
+#define MSR_EFER 0xc0000080u
+
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR4_PAE (1ull << 5)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+
+#define PF_P (1ull << 0) /* #PF error code: page present (protection violation) */
+#define PF_W (1ull << 1) /* write access */
+#define PF_I (1ull << 4) /* instruction fetch */
+
+#define VEC_UD 6u
+#define VEC_PF 14u
+
+/* What a hook saw before it asked Unicorn to stop. */
+enum emu_pend {
+    PEND_NONE = 0,
+    PEND_OUT,
+    PEND_IN,
+    PEND_INTR,
+    PEND_SYSCALL,
+    PEND_MEM,
+    PEND_TB,     /* a new TB holds port I/O: instrument it and restart */
+    PEND_CANCEL, /* the block hook saw the interrupt flag */
+};
+
+/* Open-addressing u64 -> u32 map (TB start -> size seen; hook start -> length). */
+struct emu_slot {
+    uint64_t key;
+    uint32_t val;
+    uint32_t used;
+};
+
+struct emu_map {
+    struct emu_slot *slot;
+    size_t cap; /* power of two */
+    size_t count;
+};
+
+struct nub_hv {
+    uc_engine *uc;
+    atomic_bool cancel;
+    uint64_t rip;           /* authoritative between runs */
+    enum emu_pend pend;
+    uint16_t port;
+    uint8_t io_size;
+    uint32_t io_value;
+    uint32_t intno;
+    uint64_t insn_rip;      /* syscall/sysenter: the instruction */
+    int mem_type;           /* uc_mem_type of the failed access */
+    uint64_t mem_addr;
+    uint64_t tb_start;      /* PEND_TB */
+    uint32_t tb_size;
+    bool precise_all;       /* W+X memory: stop checks on every instruction */
+    struct emu_map tbs;     /* TBs already examined */
+    struct emu_map hooks;   /* stop hooks already installed */
+    unsigned char tb_buf[EMU_TB_BUF];
+};
+
+/* ---- small map ---------------------------------------------------------- */
+
+static uint64_t map_hash(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return k;
+}
+
+static struct emu_slot *map_find(const struct emu_map *m, uint64_t key)
+{
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)map_hash(key) & mask;
+    while (m->slot[i].used && m->slot[i].key != key)
+        i = (i + 1) & mask;
+    return &m->slot[i];
+}
+
+static int map_init(struct emu_map *m, size_t cap)
+{
+    m->slot = calloc(cap, sizeof(*m->slot));
+    m->cap = cap;
+    m->count = 0;
+    return m->slot == NULL ? -1 : 0;
+}
+
+static int map_grow(struct emu_map *m)
+{
+    struct emu_map bigger;
+    if (m->cap > SIZE_MAX / 2 / sizeof(struct emu_slot) || map_init(&bigger, m->cap * 2) != 0)
+        return -1;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slot[i].used) {
+            *map_find(&bigger, m->slot[i].key) = m->slot[i];
+            bigger.count++;
+        }
+    }
+    free(m->slot);
+    *m = bigger;
+    return 0;
+}
+
+static int map_put(struct emu_map *m, uint64_t key, uint32_t val)
+{
+    if ((m->count + 1) * 2 > m->cap && map_grow(m) != 0)
+        return -1;
+    struct emu_slot *s = map_find(m, key);
+    if (!s->used)
+        m->count++;
+    s->key = key;
+    s->val = val;
+    s->used = 1;
+    return 0;
+}
+
+/* ---- exits -------------------------------------------------------------- */
+
+static const char *const vec_names[32] = {
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
+    "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+};
+
+static const char *vec_name(uint64_t v)
+{
+    if (v < 32 && vec_names[v] != NULL)
+        return vec_names[v];
+    return "interrupt";
+}
+
+static void exit_reset(struct nub_hv_exit *e, enum nub_hv_exit_kind kind, uint64_t rip)
+{
+    e->kind = kind;
+    e->port = 0;
+    e->size = 0;
+    e->value = 0;
+    e->addr = 0;
+    e->vector = 0;
+    e->error_code = 0;
+    e->rip = rip;
+    e->msg[0] = '\0';
+}
+
+static nub_status exit_internal(struct nub_hv *hv, struct nub_hv_exit *e, const char *what,
+                                uc_err err)
+{
+    exit_reset(e, NUB_HV_EXIT_INTERNAL, hv->rip);
+    nub_hv_fmt(e->msg, sizeof(e->msg), "emu: %s at rip 0x%llx: %s", what,
+               (unsigned long long)hv->rip, uc_strerror(err));
+    return NUB_E_BACKEND;
+}
+
+static void exit_fault(struct nub_hv_exit *e, uint64_t vector, uint64_t rip)
+{
+    exit_reset(e, NUB_HV_EXIT_FAULT, rip);
+    e->vector = vector;
+    nub_hv_fmt(e->msg, sizeof(e->msg), "exception %s (vector %llu) at rip 0x%llx",
+               vec_name(vector), (unsigned long long)vector, (unsigned long long)rip);
+}
+
+static uint64_t pf_error_code(int type)
+{
+    switch (type) {
+    case UC_MEM_WRITE_UNMAPPED: return PF_W;
+    case UC_MEM_FETCH_UNMAPPED: return PF_I;
+    case UC_MEM_READ_PROT: return PF_P;
+    case UC_MEM_WRITE_PROT: return PF_P | PF_W;
+    case UC_MEM_FETCH_PROT: return PF_P | PF_I;
+    default: return 0;
+    }
+}
+
+static int mem_type_of(uc_err err)
+{
+    switch (err) {
+    case UC_ERR_READ_UNMAPPED: return UC_MEM_READ_UNMAPPED;
+    case UC_ERR_WRITE_UNMAPPED: return UC_MEM_WRITE_UNMAPPED;
+    case UC_ERR_FETCH_UNMAPPED: return UC_MEM_FETCH_UNMAPPED;
+    case UC_ERR_READ_PROT: return UC_MEM_READ_PROT;
+    case UC_ERR_WRITE_PROT: return UC_MEM_WRITE_PROT;
+    case UC_ERR_FETCH_PROT: return UC_MEM_FETCH_PROT;
+    default: return -1;
+    }
+}
+
+static void exit_page_fault(struct nub_hv *hv, struct nub_hv_exit *e, int type, uint64_t addr)
+{
+    uint64_t ec = pf_error_code(type);
+    const char *access = (ec & PF_I) ? "fetching" : (ec & PF_W) ? "writing" : "reading";
+    const char *why = !(ec & PF_P) ? "not mapped" : (ec & PF_I) ? "not executable"
+                                                  : (ec & PF_W) ? "not writable" : "not readable";
+    exit_reset(e, NUB_HV_EXIT_FAULT, hv->rip);
+    e->vector = VEC_PF;
+    e->error_code = ec;
+    e->addr = addr;
+    nub_hv_fmt(e->msg, sizeof(e->msg), "page fault %s 0x%llx (%s) at rip 0x%llx", access,
+               (unsigned long long)addr, why, (unsigned long long)hv->rip);
+}
+
+/* ---- hooks (run on the thread inside uc_emu_start) ----------------------- */
+
+static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user)
+{
+    struct nub_hv *hv = user;
+    hv->pend = PEND_OUT;
+    hv->port = (uint16_t)port;
+    hv->io_size = (uint8_t)size;
+    hv->io_value = value;
+    uc_emu_stop(uc);
+}
+
+static uint32_t hook_in(uc_engine *uc, uint32_t port, int size, void *user)
+{
+    struct nub_hv *hv = user;
+    hv->pend = PEND_IN;
+    hv->port = (uint16_t)port;
+    hv->io_size = (uint8_t)size;
+    uc_emu_stop(uc);
+    return 0;
+}
+
+static void hook_intr(uc_engine *uc, uint32_t intno, void *user)
+{
+    struct nub_hv *hv = user;
+    hv->pend = PEND_INTR;
+    hv->intno = intno;
+    uc_emu_stop(uc);
+}
+
+static void hook_syscall(uc_engine *uc, void *user)
+{
+    struct nub_hv *hv = user;
+    hv->pend = PEND_SYSCALL;
+    if (uc_reg_read(uc, UC_X86_REG_RIP, &hv->insn_rip) != UC_ERR_OK)
+        hv->insn_rip = 0;
+    uc_emu_stop(uc);
+}
+
+static bool hook_mem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value,
+                     void *user)
+{
+    struct nub_hv *hv = user;
+    (void)uc;
+    (void)size;
+    (void)value;
+    hv->pend = PEND_MEM;
+    hv->mem_type = (int)type;
+    hv->mem_addr = addr;
+    return false;
+}
+
+/* Stop point: Unicorn checks for a pending stop right after this callback. */
+static void hook_stop(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
+{
+    (void)uc;
+    (void)addr;
+    (void)size;
+    (void)user;
+}
+
+/* Does the TB at addr (size bytes) need stop hooks? Only looked at once per TB. */
+static bool tb_may_have_io(struct nub_hv *hv, uint64_t addr, uint32_t size)
+{
+    if (size > EMU_TB_BUF)
+        return true;
+    if (uc_mem_read(hv->uc, addr, hv->tb_buf, size) != UC_ERR_OK)
+        return false; /* cannot be executed either: the fetch will fault */
+    return nub_emu_x86_may_have_io(hv->tb_buf, size);
+}
+
+/* Runs before any instruction of the TB; a stop requested here happens before it. */
+static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
+{
+    struct nub_hv *hv = user;
+    if (hv->pend != PEND_NONE)
+        return; /* a stop is already on its way */
+    if (atomic_load_explicit(&hv->cancel, memory_order_relaxed)) {
+        hv->pend = PEND_CANCEL;
+        uc_emu_stop(uc);
+        return;
+    }
+    if (hv->precise_all || size == 0)
+        return;
+    const struct emu_slot *s = map_find(&hv->tbs, addr);
+    if (s->used && s->val == size)
+        return;
+    if (!tb_may_have_io(hv, addr, size)) {
+        (void)map_put(&hv->tbs, addr, size); /* on failure: looked at again next time */
+        return;
+    }
+    hv->pend = PEND_TB;
+    hv->tb_start = addr;
+    hv->tb_size = size;
+    uc_emu_stop(uc);
+}
+
+/* ---- instrumenting TBs that hold port I/O -------------------------------- */
+
+/* A UC_HOOK_CODE stop point over [begin, begin + len), once per begin. */
+static uc_err add_stop_hook(struct nub_hv *hv, uint64_t begin, uint32_t len)
+{
+    const struct emu_slot *s = map_find(&hv->hooks, begin);
+    if (s->used && s->val >= len)
+        return UC_ERR_OK;
+    uc_hook h;
+    uc_err err = uc_hook_add(hv->uc, &h, UC_HOOK_CODE, (void *)hook_stop, hv, begin,
+                             begin + len - 1);
+    if (err != UC_ERR_OK)
+        return err;
+    return map_put(&hv->hooks, begin, len) == 0 ? UC_ERR_OK : UC_ERR_NOMEM;
+}
+
+/* Decode the TB; returns the offset where decoding stopped (== size when all of it). */
+static uint32_t stop_after_io(struct nub_hv *hv, uint64_t start, uint32_t size, uc_err *err)
+{
+    uint32_t off = 0;
+    *err = UC_ERR_OK;
+    while (off < size) {
+        bool io;
+        size_t len = nub_emu_x86_insn_len(hv->tb_buf + off, size - off, &io);
+        if (len == 0)
+            break;
+        off += (uint32_t)len;
+        if (io && (*err = add_stop_hook(hv, start + off, 1)) != UC_ERR_OK)
+            break;
+    }
+    return off;
+}
+
+/*
+ * Put stop hooks after each IN/OUT of the TB at hv->tb_start, drop the TB
+ * so it is translated again with them, and remember it. Where the decoder
+ * gives up and I/O opcode bytes remain, every instruction of the rest gets
+ * a stop check instead.
+ */
+static uc_err instrument_tb(struct nub_hv *hv)
+{
+    uint64_t start = hv->tb_start;
+    uint32_t size = hv->tb_size, off = 0;
+    uc_err err = UC_ERR_OK;
+    if (size <= EMU_TB_BUF) {
+        if ((err = uc_mem_read(hv->uc, start, hv->tb_buf, size)) != UC_ERR_OK)
+            return err;
+        off = stop_after_io(hv, start, size, &err);
+        if (err != UC_ERR_OK)
+            return err;
+    }
+    if (off < size && (size > EMU_TB_BUF || nub_emu_x86_may_have_io(hv->tb_buf + off, size - off)))
+        err = add_stop_hook(hv, start + off, size - off);
+    if (err != UC_ERR_OK)
+        return err;
+    if ((err = uc_ctl_remove_cache(hv->uc, start, start + size)) != UC_ERR_OK)
+        return err;
+    return map_put(&hv->tbs, start, size) == 0 ? UC_ERR_OK : UC_ERR_NOMEM;
+}
+
+/* ---- run ---------------------------------------------------------------- */
+
+static bool stopped_after_hlt(struct nub_hv *hv)
+{
+    uint8_t b;
+    return hv->rip > 0 && uc_mem_read(hv->uc, hv->rip - 1, &b, 1) == UC_ERR_OK && b == 0xf4;
+}
+
+/* uc_emu_start returned without a hook having asked to stop. */
+static nub_status finish_plain(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
+{
+    int type = mem_type_of(err);
+    if (err == UC_ERR_INSN_INVALID) {
+        exit_fault(e, VEC_UD, hv->rip);
+        return NUB_OK;
+    }
+    if (type >= 0) { /* no hook report: only the kind is known */
+        exit_page_fault(hv, e, type, type == UC_MEM_FETCH_UNMAPPED || type == UC_MEM_FETCH_PROT
+                                         ? hv->rip : 0);
+        return NUB_OK;
+    }
+    if (err != UC_ERR_OK)
+        return exit_internal(hv, e, "emulation failed", err);
+    if (atomic_load_explicit(&hv->cancel, memory_order_relaxed)) {
+        exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
+        return NUB_OK;
+    }
+    if (stopped_after_hlt(hv)) {
+        exit_reset(e, NUB_HV_EXIT_HALT, hv->rip);
+        return NUB_OK;
+    }
+    return exit_internal(hv, e, "emulation stopped for no known reason", UC_ERR_OK);
+}
+
+static nub_status finish(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
+{
+    switch (hv->pend) {
+    case PEND_OUT:
+    case PEND_IN:
+        exit_reset(e, hv->pend == PEND_OUT ? NUB_HV_EXIT_IO_OUT : NUB_HV_EXIT_IO_IN, hv->rip);
+        e->port = hv->port;
+        e->size = hv->io_size;
+        e->value = hv->pend == PEND_OUT ? hv->io_value : 0;
+        return NUB_OK;
+    case PEND_INTR:
+        exit_fault(e, hv->intno, hv->rip);
+        return NUB_OK;
+    case PEND_SYSCALL:
+        exit_fault(e, VEC_UD, hv->insn_rip);
+        nub_hv_fmt(e->msg, sizeof(e->msg), "syscall/sysenter at rip 0x%llx: not supported by "
+                   "the emu backend", (unsigned long long)hv->insn_rip);
+        return NUB_OK;
+    case PEND_MEM:
+        if (err == UC_ERR_OK)
+            break; /* the access was retried and succeeded: ignore */
+        exit_page_fault(hv, e, hv->mem_type, hv->mem_addr);
+        return NUB_OK;
+    case PEND_CANCEL:
+        exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
+        return NUB_OK;
+    case PEND_NONE:
+    case PEND_TB:
+        break;
+    }
+    return finish_plain(hv, err, e);
+}
+
+static nub_status emu_run(struct nub_hv *hv, struct nub_hv_exit *e)
+{
+    for (;;) {
+        if (atomic_load_explicit(&hv->cancel, memory_order_acquire)) {
+            exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
+            return NUB_OK;
+        }
+        hv->pend = PEND_NONE;
+        uc_err err = uc_emu_start(hv->uc, hv->rip, 0, 0, 0);
+        uc_err rerr = uc_reg_read(hv->uc, UC_X86_REG_RIP, &hv->rip);
+        if (rerr != UC_ERR_OK)
+            return exit_internal(hv, e, "reading rip", rerr);
+        if (hv->pend != PEND_TB)
+            return finish(hv, err, e);
+        if ((err = instrument_tb(hv)) != UC_ERR_OK)
+            return exit_internal(hv, e, "instrumenting a translated block", err);
+    }
+}
+
+/* ---- registers ---------------------------------------------------------- */
+
+#define EMU_NREGS 17 /* 16 GPRs + RFLAGS; RIP is cached in hv->rip */
+
+static void reg_ids(int ids[EMU_NREGS])
+{
+    static const int order[EMU_NREGS] = {
+        UC_X86_REG_RAX, UC_X86_REG_RBX, UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_RSI,
+        UC_X86_REG_RDI, UC_X86_REG_RSP, UC_X86_REG_RBP, UC_X86_REG_R8,  UC_X86_REG_R9,
+        UC_X86_REG_R10, UC_X86_REG_R11, UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14,
+        UC_X86_REG_R15, UC_X86_REG_RFLAGS,
+    };
+    memcpy(ids, order, sizeof(order));
+}
+
+/* Pointers to the struct fields in the order of reg_ids(). */
+static void reg_ptrs(const struct nub_hv_regs *r, void *p[EMU_NREGS])
+{
+    const uint64_t *f[EMU_NREGS] = {
+        &r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi, &r->rsp, &r->rbp, &r->r8,
+        &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15, &r->rflags,
+    };
+    for (int i = 0; i < EMU_NREGS; i++)
+        p[i] = (void *)(uintptr_t)f[i];
+}
+
+static nub_status emu_set_regs(struct nub_hv *hv, const struct nub_hv_regs *regs)
+{
+    int ids[EMU_NREGS];
+    void *p[EMU_NREGS];
+    if (hv == NULL || regs == NULL)
+        return NUB_E_INVALID;
+    reg_ids(ids);
+    reg_ptrs(regs, p);
+    if (uc_reg_write_batch(hv->uc, ids, p, EMU_NREGS) != UC_ERR_OK)
+        return NUB_E_BACKEND;
+    hv->rip = regs->rip;
+    return NUB_OK;
+}
+
+static nub_status emu_get_regs(struct nub_hv *hv, struct nub_hv_regs *regs)
+{
+    int ids[EMU_NREGS];
+    void *p[EMU_NREGS];
+    if (hv == NULL || regs == NULL)
+        return NUB_E_INVALID;
+    reg_ids(ids);
+    reg_ptrs(regs, p);
+    if (uc_reg_read_batch(hv->uc, ids, p, EMU_NREGS) != UC_ERR_OK)
+        return NUB_E_BACKEND;
+    regs->rip = hv->rip;
+    return NUB_OK;
+}
+
+/* ---- create: memory ------------------------------------------------------ */
+
+struct emu_mem {
+    const struct nub_hv_region *regions;
+    size_t n;
+};
+
+/* Region holding [pa, pa + len), or NULL. */
+static const struct nub_hv_region *region_of(const struct emu_mem *m, uint64_t pa, uint64_t len)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const struct nub_hv_region *r = &m->regions[i];
+        if (pa >= r->gpa && pa - r->gpa <= r->size && len <= r->size - (pa - r->gpa))
+            return r;
+    }
+    return NULL;
+}
+
+static int walk_read(void *ctx, uint64_t pa, uint64_t *val)
+{
+    const struct nub_hv_region *r = region_of(ctx, pa, 8);
+    if (r == NULL || (pa & 7) != 0)
+        return NUB_VMEM_E_ACCESS;
+    memcpy(val, (const uint8_t *)r->host + (pa - r->gpa), 8); /* x86 host: little-endian */
+    return NUB_VMEM_OK;
+}
+
+static nub_status check_regions(const struct nub_hv_config *cfg, char *err, size_t len)
+{
+    if (cfg->nregions > 0 && cfg->regions == NULL) {
+        nub_hv_fmt(err, len, "emu: %zu regions but no region array", cfg->nregions);
+        return NUB_E_INVALID;
+    }
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const struct nub_hv_region *r = &cfg->regions[i];
+        if (r->host == NULL || r->size == 0 || ((r->gpa | r->size) & (EMU_PAGE - 1)) != 0 ||
+            ((uintptr_t)r->host & (EMU_PAGE - 1)) != 0 || r->gpa + r->size < r->gpa) {
+            nub_hv_fmt(err, len, "emu: region %zu (gpa 0x%llx, size 0x%llx) is empty, "
+                       "not page aligned or wraps", i, (unsigned long long)r->gpa,
+                       (unsigned long long)r->size);
+            return NUB_E_BACKEND;
+        }
+    }
+    return NUB_OK;
+}
+
+static uint32_t run_perms(uint32_t flags)
+{
+    uint32_t p = UC_PROT_READ;
+    if (flags & NUB_VMEM_W)
+        p |= UC_PROT_WRITE;
+    if (flags & NUB_VMEM_X)
+        p |= UC_PROT_EXEC;
+    return p;
+}
+
+static nub_status map_run(struct nub_hv *hv, const struct emu_mem *m,
+                          const struct nub_vmem_run *run, char *err, size_t len)
+{
+    const struct nub_hv_region *r = region_of(m, run->pa, run->len);
+    if (r == NULL) {
+        nub_hv_fmt(err, len, "emu: page-table run va 0x%llx -> pa 0x%llx (0x%llx bytes) is "
+                   "not inside one memory region", (unsigned long long)run->va,
+                   (unsigned long long)run->pa, (unsigned long long)run->len);
+        return NUB_E_BACKEND;
+    }
+    if (((run->va | run->pa | run->len) & (EMU_PAGE - 1)) != 0) {
+        nub_hv_fmt(err, len, "emu: page-table run va 0x%llx is not page aligned",
+                   (unsigned long long)run->va);
+        return NUB_E_BACKEND;
+    }
+    if ((run->flags & NUB_VMEM_W) && (run->flags & NUB_VMEM_X))
+        hv->precise_all = true;
+    uc_err ue = uc_mem_map_ptr(hv->uc, run->va, run->len, run_perms(run->flags),
+                               (uint8_t *)r->host + (run->pa - r->gpa));
+    if (ue != UC_ERR_OK) {
+        nub_hv_fmt(err, len, "emu: mapping va 0x%llx (0x%llx bytes): %s",
+                   (unsigned long long)run->va, (unsigned long long)run->len, uc_strerror(ue));
+        return ue == UC_ERR_NOMEM ? NUB_E_NOMEM : NUB_E_BACKEND;
+    }
+    return NUB_OK;
+}
+
+/* Walk the page tables at cfg->cr3 and map every virtual run. */
+static nub_status map_memory(struct nub_hv *hv, const struct nub_hv_config *cfg, char *err,
+                             size_t len)
+{
+    struct emu_mem m = {.regions = cfg->regions, .n = cfg->nregions};
+    struct nub_vmem_ops ops = {.ctx = &m, .read = walk_read, .root = cfg->cr3};
+    struct nub_vmem_walk w;
+    struct nub_vmem_run run;
+    unsigned nruns = 0;
+    int rc;
+    if ((cfg->cr3 & (EMU_PAGE - 1)) != 0 || region_of(&m, cfg->cr3, EMU_PAGE) == NULL) {
+        nub_hv_fmt(err, len, "emu: cr3 0x%llx is not a page inside a memory region",
+                   (unsigned long long)cfg->cr3);
+        return NUB_E_BACKEND;
+    }
+    nub_vmem_runs_init(&w, &ops);
+    nub_vmem_walk_budget(&w, EMU_WALK_BUDGET);
+    while ((rc = nub_vmem_runs_next(&w, &run)) > 0) {
+        if (++nruns > EMU_MAX_RUNS) {
+            nub_hv_fmt(err, len, "emu: page tables map more than %u runs", EMU_MAX_RUNS);
+            return NUB_E_BACKEND;
+        }
+        nub_status st = map_run(hv, &m, &run, err, len);
+        if (st != NUB_OK)
+            return st;
+    }
+    if (rc < 0) {
+        nub_hv_fmt(err, len, "emu: walking the page tables at cr3 0x%llx failed: %s",
+                   (unsigned long long)cfg->cr3, nub_vmem_err_name(rc));
+        return NUB_E_BACKEND;
+    }
+    return NUB_OK;
+}
+
+/* ---- create: CPU state and hooks ----------------------------------------- */
+
+static uc_err write_u64(uc_engine *uc, int id, uint64_t v)
+{
+    return uc_reg_write(uc, id, &v);
+}
+
+static uc_err write_u16(uc_engine *uc, int id, uint16_t v)
+{
+    return uc_reg_write(uc, id, &v);
+}
+
+/* Selectors 0x08 (code) and 0x10 (data). In 64-bit mode Unicorn stores the
+ * selector only; the guest's own GDT is read when it reloads segments. */
+static uc_err setup_segments(uc_engine *uc)
+{
+    static const int data[] = {UC_X86_REG_DS, UC_X86_REG_ES, UC_X86_REG_SS};
+    uc_err e = write_u16(uc, UC_X86_REG_CS, 0x08);
+    for (size_t i = 0; e == UC_ERR_OK && i < sizeof(data) / sizeof(data[0]); i++)
+        e = write_u16(uc, data[i], 0x10);
+    return e;
+}
+
+/*
+ * Long mode as hv.h describes it, except CR0.PG: Unicorn maps virtual
+ * addresses directly, so paging stays off inside the emulator.
+ */
+static uc_err setup_cpu(struct nub_hv *hv, uint64_t cr3)
+{
+    uc_x86_msr efer = {.rid = MSR_EFER, .value = EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE};
+    uint32_t mxcsr = 0x1f80;
+    uc_err e = uc_reg_write(hv->uc, UC_X86_REG_MSR, &efer);
+    if (e == UC_ERR_OK)
+        e = write_u64(hv->uc, UC_X86_REG_CR4, CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT);
+    if (e == UC_ERR_OK)
+        e = write_u64(hv->uc, UC_X86_REG_CR3, cr3);
+    if (e == UC_ERR_OK)
+        e = write_u64(hv->uc, UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP);
+    if (e == UC_ERR_OK)
+        e = setup_segments(hv->uc);
+    if (e == UC_ERR_OK)
+        e = write_u16(hv->uc, UC_X86_REG_FPCW, 0x037f); /* x87 and SSE exceptions masked */
+    if (e == UC_ERR_OK)
+        e = uc_reg_write(hv->uc, UC_X86_REG_MXCSR, &mxcsr);
+    if (e == UC_ERR_OK)
+        e = write_u64(hv->uc, UC_X86_REG_RFLAGS, 0x2);
+    return e;
+}
+
+static uc_err add_hooks(struct nub_hv *hv)
+{
+    uc_engine *uc = hv->uc;
+    uc_hook h;
+    uc_err e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_out, hv, 1, 0, UC_X86_INS_OUT);
+    if (e == UC_ERR_OK)
+        e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_in, hv, 1, 0, UC_X86_INS_IN);
+    if (e == UC_ERR_OK)
+        e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_syscall, hv, 1, 0, UC_X86_INS_SYSCALL);
+    if (e == UC_ERR_OK)
+        e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_syscall, hv, 1, 0,
+                        UC_X86_INS_SYSENTER);
+    if (e == UC_ERR_OK)
+        e = uc_hook_add(uc, &h, UC_HOOK_INTR, (void *)hook_intr, hv, 1, 0);
+    if (e == UC_ERR_OK)
+        e = uc_hook_add(uc, &h, UC_HOOK_MEM_INVALID, (void *)hook_mem, hv, 1, 0);
+    if (e == UC_ERR_OK)
+        e = uc_hook_add(uc, &h, UC_HOOK_BLOCK, (void *)hook_block, hv, 1, 0);
+    if (e == UC_ERR_OK && hv->precise_all)
+        e = uc_hook_add(uc, &h, UC_HOOK_CODE, (void *)hook_stop, hv, 1, 0);
+    if (e == UC_ERR_OK)
+        e = uc_ctl_exits_enable(uc); /* no "until" address: only hooks stop it */
+    return e;
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static void emu_destroy(struct nub_hv *hv)
+{
+    if (hv == NULL)
+        return;
+    if (hv->uc != NULL)
+        uc_close(hv->uc);
+    free(hv->tbs.slot);
+    free(hv->hooks.slot);
+    free(hv);
+}
+
+static nub_status emu_open(struct nub_hv *hv, char *err, size_t len)
+{
+    uc_err e = uc_open(UC_ARCH_X86, UC_MODE_64, &hv->uc);
+    if (e != UC_ERR_OK) {
+        hv->uc = NULL;
+        nub_hv_fmt(err, len, "emu: uc_open(x86-64): %s", uc_strerror(e));
+        return e == UC_ERR_NOMEM ? NUB_E_NOMEM : NUB_E_NO_HYPERVISOR;
+    }
+    if (map_init(&hv->tbs, EMU_MAP_INIT) != 0 || map_init(&hv->hooks, EMU_MAP_INIT) != 0) {
+        nub_hv_fmt(err, len, "emu: out of memory");
+        return NUB_E_NOMEM;
+    }
+    return NUB_OK;
+}
+
+static nub_status emu_create(const struct nub_hv_config *cfg, struct nub_hv **out, char *err,
+                             size_t err_len)
+{
+    nub_status st = NUB_E_NOMEM;
+    uc_err e;
+    if (out == NULL || cfg == NULL) {
+        nub_hv_fmt(err, err_len, "emu: NULL config or output pointer");
+        return NUB_E_INVALID;
+    }
+    *out = NULL;
+    if ((st = check_regions(cfg, err, err_len)) != NUB_OK)
+        return st;
+    struct nub_hv *hv = calloc(1, sizeof(*hv));
+    if (hv == NULL) {
+        nub_hv_fmt(err, err_len, "emu: out of memory");
+        return NUB_E_NOMEM;
+    }
+    atomic_init(&hv->cancel, false);
+    if ((st = emu_open(hv, err, err_len)) != NUB_OK)
+        goto fail;
+    if ((st = map_memory(hv, cfg, err, err_len)) != NUB_OK)
+        goto fail;
+    if ((e = setup_cpu(hv, cfg->cr3)) != UC_ERR_OK || (e = add_hooks(hv)) != UC_ERR_OK) {
+        nub_hv_fmt(err, err_len, "emu: setting up the vCPU: %s", uc_strerror(e));
+        st = e == UC_ERR_NOMEM ? NUB_E_NOMEM : NUB_E_BACKEND;
+        goto fail;
+    }
+    *out = hv;
+    return NUB_OK;
+fail:
+    emu_destroy(hv);
+    return st;
+}
+
+static nub_status emu_available(char *why, size_t why_len)
+{
+    unsigned major = 0, minor = 0;
+    uc_version(&major, &minor);
+    if (major != UC_API_MAJOR || !uc_arch_supported(UC_ARCH_X86)) {
+        nub_hv_fmt(why, why_len, "emu: Unicorn %u.%u without x86 support (built against %d.x)",
+                   major, minor, UC_API_MAJOR);
+        return NUB_E_NO_HYPERVISOR;
+    }
+    if (why != NULL && why_len > 0)
+        why[0] = '\0';
+    return NUB_OK;
+}
+
+static void emu_interrupt(struct nub_hv *hv)
+{
+    if (hv != NULL)
+        atomic_store_explicit(&hv->cancel, true, memory_order_release);
+}
+
+static void emu_clear_interrupt(struct nub_hv *hv)
+{
+    if (hv != NULL)
+        atomic_store_explicit(&hv->cancel, false, memory_order_release);
+}
+
+static nub_status emu_run_checked(struct nub_hv *hv, struct nub_hv_exit *exit)
+{
+    if (hv == NULL || exit == NULL)
+        return NUB_E_INVALID;
+    return emu_run(hv, exit);
+}
+
+static const struct nub_hv_ops emu_ops = {
+    .name = "emu",
+    .available = emu_available,
+    .create = emu_create,
+    .destroy = emu_destroy,
+    .set_regs = emu_set_regs,
+    .get_regs = emu_get_regs,
+    .run = emu_run_checked,
+    .interrupt = emu_interrupt,
+    .clear_interrupt = emu_clear_interrupt,
+};
+
+const struct nub_hv_ops *nub_hv_emu_ops(void)
+{
+    return &emu_ops;
+}

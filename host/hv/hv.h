@@ -1,0 +1,104 @@
+/* Hypervisor backend interface: one ops table (kvm, emu) with normalised vCPU exits. */
+#ifndef NUB_HOST_HV_H
+#define NUB_HOST_HV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nub/nub.h"
+
+/* Normalised reasons a vCPU stopped. */
+enum nub_hv_exit_kind {
+    NUB_HV_EXIT_IO_OUT = 1,   /* OUT: port, size, value; RIP is past the instruction */
+    NUB_HV_EXIT_IO_IN,        /* IN: port, size (never serviced: protocol violation) */
+    NUB_HV_EXIT_HALT,         /* HLT */
+    NUB_HV_EXIT_MMIO,         /* access to guest-physical memory that is not backed: addr */
+    NUB_HV_EXIT_FAULT,        /* CPU exception: vector, error_code, addr (CR2), rip */
+    NUB_HV_EXIT_SHUTDOWN,     /* triple fault / shutdown */
+    NUB_HV_EXIT_CANCELLED,    /* nub_hv_ops.interrupt() took effect */
+    NUB_HV_EXIT_INTERNAL,     /* backend failure; msg says what */
+};
+
+struct nub_hv_exit {
+    enum nub_hv_exit_kind kind;
+    uint16_t port;        /* IO_OUT / IO_IN */
+    uint8_t size;         /* IO access width in bytes (1, 2, 4) */
+    uint32_t value;       /* IO_OUT value */
+    uint64_t addr;        /* MMIO address, or fault address (CR2) */
+    uint64_t vector;      /* FAULT: exception vector */
+    uint64_t error_code;  /* FAULT: exception error code, 0 if none */
+    uint64_t rip;         /* instruction pointer at the exit */
+    char msg[160];        /* INTERNAL / FAULT: human-readable detail, NUL-terminated */
+};
+
+/* General-purpose registers, RIP and RFLAGS. */
+struct nub_hv_regs {
+    uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
+    uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+    uint64_t rip, rflags;
+};
+
+/* One guest-physical region backed by host memory the caller owns. */
+struct nub_hv_region {
+    uint64_t gpa;
+    uint64_t size;   /* multiple of the page size */
+    void *host;      /* page-aligned host mapping of `size` bytes */
+};
+
+/*
+ * Everything a backend needs to create a VM in 64-bit long mode: the
+ * memory regions, and the root of the host-built 4-level page tables (a
+ * GPA inside one of the regions). The backend sets CR0 = PE|MP|ET|NE|WP|PG,
+ * CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = LME|LMA|NXE|SCE, CR3 = cr3, and flat
+ * 64-bit code (selector 0x08) and data (0x10) segments.
+ */
+struct nub_hv_config {
+    const struct nub_hv_region *regions;
+    size_t nregions;
+    uint64_t cr3;
+};
+
+struct nub_hv; /* a backend's VM + vCPU */
+
+struct nub_hv_ops {
+    const char *name;
+    /* NUB_OK, or NUB_E_NO_HYPERVISOR with the reason in why. */
+    nub_status (*available)(char *why, size_t why_len);
+    /*
+     * Create the VM and its vCPU. The emu backend walks the page tables
+     * now (it maps every virtual run onto the host memory with the PTE
+     * permissions), so the tables must be complete. Errors:
+     * NUB_E_NO_HYPERVISOR, NUB_E_NOMEM, NUB_E_BACKEND with `err` filled.
+     */
+    nub_status (*create)(const struct nub_hv_config *cfg, struct nub_hv **out,
+                         char *err, size_t err_len);
+    void (*destroy)(struct nub_hv *hv);
+    nub_status (*set_regs)(struct nub_hv *hv, const struct nub_hv_regs *regs);
+    nub_status (*get_regs)(struct nub_hv *hv, struct nub_hv_regs *regs);
+    /*
+     * Run until the next exit. After an IO_OUT exit, run() again resumes at
+     * the instruction after the OUT. Returns NUB_OK with *exit filled, or
+     * NUB_E_BACKEND when the backend itself broke (exit->msg says why).
+     */
+    nub_status (*run)(struct nub_hv *hv, struct nub_hv_exit *exit);
+    /*
+     * Stop the running vCPU from another thread: run() returns with
+     * NUB_HV_EXIT_CANCELLED. An interrupt that arrives while run() is not
+     * executing makes the next run() return NUB_HV_EXIT_CANCELLED at once;
+     * clear_interrupt() discards it.
+     */
+    void (*interrupt)(struct nub_hv *hv);
+    void (*clear_interrupt)(struct nub_hv *hv);
+};
+
+/* The emulated-CPU backend (Unicorn). */
+const struct nub_hv_ops *nub_hv_emu_ops(void);
+
+/* The Linux KVM backend (/dev/kvm). */
+const struct nub_hv_ops *nub_hv_kvm_ops(void);
+
+/* Write a formatted message into buf (always NUL-terminated when buf_len > 0). */
+void nub_hv_fmt(char *buf, size_t buf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* NUB_HOST_HV_H */

@@ -1,0 +1,584 @@
+/* The kvm backend: one Linux KVM VM and vCPU per sandbox, entered directly in 64-bit long mode, exits normalised for hv.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hv.h"
+#include "nub/abi.h"
+
+#define KVM_PATH "/dev/kvm"
+#define KVM_API_VERSION_REQUIRED 12
+
+/* The kick signal is SIGRTMIN + this; the environment variable
+ * NUB_KVM_SIGNAL=N (0 <= N <= SIGRTMAX - SIGRTMIN) picks another. */
+#ifndef NUB_KVM_SIGNAL_OFFSET
+#define NUB_KVM_SIGNAL_OFFSET 4
+#endif
+
+#define KICK_RETRY_NS 50000L       /* interrupt(): pause between two kicks */
+#define CPUID_FIRST_NENT 64u       /* KVM_GET_SUPPORTED_CPUID: first buffer size */
+#define CPUID_MAX_NENT 4096u       /* ... grown on E2BIG up to this */
+#define TSS_ADDR 0xfffbd000ull     /* 3 pages below 4 GiB for VMX's real-mode TSS, outside nub's GPAs */
+
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR0_PG (1ull << 31)
+#define CR4_PAE (1ull << 5)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define EFER_SCE (1ull << 0)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
+
+struct nub_hv {
+    int kvm_fd, vm_fd, vcpu_fd;
+    struct kvm_run *run;          /* the vCPU's shared kvm_run page(s) */
+    size_t run_size;
+    int kick_sig;                 /* real-time signal that kicks the vCPU thread out of KVM_RUN */
+    bool sync_regs;               /* KVM_CAP_SYNC_REGS: registers travel in run->s.regs */
+    struct kvm_regs *regs;        /* &run->s.regs.regs with sync_regs, else &own_regs */
+    struct kvm_regs own_regs;     /* register copy without sync_regs */
+    bool regs_dirty;              /* without sync_regs: own_regs must be loaded before KVM_RUN */
+    bool regs_cached;             /* without sync_regs: own_regs holds the vCPU's registers */
+    bool have_unblocked;          /* the kick signal was unblocked on `unblocked` */
+    pthread_t unblocked;
+    atomic_bool cancel;           /* interrupt() was called and not cleared */
+    atomic_bool active;           /* a thread is inside run() */
+    _Atomic(pthread_t) thread;    /* that thread (valid while active) */
+    atomic_int kickers;           /* interrupt() calls looking at `thread` right now */
+};
+
+/* ---- /dev/kvm ---------------------------------------------------------- */
+
+/* Open /dev/kvm and check the API version and user memory; NUB_E_NO_HYPERVISOR with `why` otherwise. */
+static nub_status open_kvm(int *fd_out, char *why, size_t why_len)
+{
+    int fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        nub_hv_fmt(why, why_len, "cannot open %s: %s", KVM_PATH, strerror(errno));
+        return NUB_E_NO_HYPERVISOR;
+    }
+    int version = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION_REQUIRED) {
+        nub_hv_fmt(why, why_len, "%s: KVM_GET_API_VERSION is %d, nub needs %d", KVM_PATH, version,
+                   KVM_API_VERSION_REQUIRED);
+        goto fail;
+    }
+    if (ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) <= 0) {
+        nub_hv_fmt(why, why_len, "%s: KVM_CAP_USER_MEMORY is not supported", KVM_PATH);
+        goto fail;
+    }
+    *fd_out = fd;
+    return NUB_OK;
+fail:
+    close(fd);
+    return NUB_E_NO_HYPERVISOR;
+}
+
+static nub_status kvm_available(char *why, size_t why_len)
+{
+    int fd;
+    nub_status rc = open_kvm(&fd, why, why_len);
+    if (rc == NUB_OK)
+        close(fd);
+    return rc;
+}
+
+/* Record "IOCTL: strerror(errno)" in err; returns -1. */
+static int ioctl_err(char *err, size_t err_len, const char *what)
+{
+    nub_hv_fmt(err, err_len, "%s: %s", what, strerror(errno));
+    return -1;
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static int map_regions(struct nub_hv *hv, const struct nub_hv_config *cfg, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const struct nub_hv_region *r = &cfg->regions[i];
+        struct kvm_userspace_memory_region m = {
+            .slot = (uint32_t)i,
+            .guest_phys_addr = r->gpa,
+            .memory_size = r->size,
+            .userspace_addr = (uint64_t)(uintptr_t)r->host,
+        };
+        if (ioctl(hv->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) != 0) {
+            nub_hv_fmt(err, err_len, "KVM_SET_USER_MEMORY_REGION (slot %zu, gpa 0x%llx, %llu bytes): %s", i,
+                       (unsigned long long)r->gpa, (unsigned long long)r->size, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int make_vm(struct nub_hv *hv, const struct nub_hv_config *cfg, char *err, size_t err_len)
+{
+    if (ioctl(hv->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
+        nub_hv_fmt(err, err_len, "KVM_CAP_IMMEDIATE_EXIT is not supported (Linux 4.11 or later is needed)");
+        return -1;
+    }
+    hv->vm_fd = ioctl(hv->kvm_fd, KVM_CREATE_VM, 0);
+    if (hv->vm_fd < 0)
+        return ioctl_err(err, err_len, "KVM_CREATE_VM");
+    /* Only VMX uses it (real mode, which nub never enters); harmless elsewhere. */
+    if (ioctl(hv->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
+        ioctl(hv->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR) != 0)
+        return ioctl_err(err, err_len, "KVM_SET_TSS_ADDR");
+    return map_regions(hv, cfg, err, err_len);
+}
+
+static int make_vcpu(struct nub_hv *hv, char *err, size_t err_len)
+{
+    hv->vcpu_fd = ioctl(hv->vm_fd, KVM_CREATE_VCPU, 0);
+    if (hv->vcpu_fd < 0)
+        return ioctl_err(err, err_len, "KVM_CREATE_VCPU");
+    int size = ioctl(hv->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (size < (int)sizeof(struct kvm_run))
+        return ioctl_err(err, err_len, "KVM_GET_VCPU_MMAP_SIZE");
+    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, hv->vcpu_fd, 0);
+    if (p == MAP_FAILED)
+        return ioctl_err(err, err_len, "mmap of the vCPU's kvm_run");
+    hv->run = p;
+    hv->run_size = (size_t)size;
+    return 0;
+}
+
+/* Give the vCPU every CPUID leaf KVM supports on this host. */
+static int set_cpuid(struct nub_hv *hv, char *err, size_t err_len)
+{
+    for (uint32_t n = CPUID_FIRST_NENT; n <= CPUID_MAX_NENT; n *= 2) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof *c + n * sizeof(struct kvm_cpuid_entry2));
+        if (c == NULL) {
+            nub_hv_fmt(err, err_len, "cannot allocate the CPUID table");
+            return -1;
+        }
+        c->nent = n;
+        int rc = ioctl(hv->kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+        if (rc != 0 && errno == E2BIG) {
+            free(c);
+            continue;
+        }
+        if (rc != 0)
+            ioctl_err(err, err_len, "KVM_GET_SUPPORTED_CPUID");
+        else if ((rc = ioctl(hv->vcpu_fd, KVM_SET_CPUID2, c)) != 0)
+            ioctl_err(err, err_len, "KVM_SET_CPUID2");
+        free(c);
+        return rc == 0 ? 0 : -1;
+    }
+    nub_hv_fmt(err, err_len, "KVM_GET_SUPPORTED_CPUID: more than %u entries", CPUID_MAX_NENT);
+    return -1;
+}
+
+static struct kvm_segment segment(uint16_t selector, uint8_t type, uint8_t s, uint8_t l)
+{
+    struct kvm_segment seg = {
+        .base = 0, .limit = 0xffffffff, .selector = selector, .type = type, .present = 1,
+        .dpl = 0, .db = (uint8_t)!l, .s = s, .l = l, .g = 1,
+    };
+    return seg;
+}
+
+/* Long mode with paging on: control registers, EFER, flat segments, a busy TSS, no LDT. */
+static int set_sregs(struct nub_hv *hv, uint64_t cr3, char *err, size_t err_len)
+{
+    struct kvm_sregs s;
+    if (ioctl(hv->vcpu_fd, KVM_GET_SREGS, &s) != 0)
+        return ioctl_err(err, err_len, "KVM_GET_SREGS");
+    s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+    s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+    s.efer = EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE;
+    s.cr3 = cr3;
+    s.cs = segment(0x08, 0xb, 1, 1);
+    s.ds = s.es = s.fs = s.gs = s.ss = segment(0x10, 0x3, 1, 0);
+    s.tr = segment(0x18, 0xb, 0, 0);   /* busy 64-bit TSS: VMX refuses long mode without one */
+    s.tr.limit = 0x67;
+    s.tr.g = 0;
+    s.tr.db = 0;
+    memset(&s.ldt, 0, sizeof s.ldt);
+    s.ldt.type = 0x2;
+    s.ldt.unusable = 1;
+    s.gdt.base = s.idt.base = 0;
+    s.gdt.limit = s.idt.limit = 0;     /* the guest installs its own */
+    if (ioctl(hv->vcpu_fd, KVM_SET_SREGS, &s) != 0)
+        return ioctl_err(err, err_len, "KVM_SET_SREGS");
+    return 0;
+}
+
+/* Registers travel through kvm_run where KVM supports it, else through KVM_GET/SET_REGS. */
+static int setup_regs(struct nub_hv *hv, char *err, size_t err_len)
+{
+    int caps = ioctl(hv->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+    hv->sync_regs = caps > 0 && (caps & KVM_SYNC_X86_REGS);
+    hv->regs = hv->sync_regs ? &hv->run->s.regs.regs : &hv->own_regs;
+    if (ioctl(hv->vcpu_fd, KVM_GET_REGS, hv->regs) != 0)
+        return ioctl_err(err, err_len, "KVM_GET_REGS");
+    hv->regs_cached = true;
+    if (hv->sync_regs)
+        hv->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    return 0;
+}
+
+static void kick_handler(int sig)
+{
+    (void)sig;
+}
+
+/* The kick signal from NUB_KVM_SIGNAL, or the default; -1 when out of range. */
+static int kick_signal(void)
+{
+    const char *v = getenv("NUB_KVM_SIGNAL");
+    long off = NUB_KVM_SIGNAL_OFFSET;
+    if (v != NULL && *v != '\0') {
+        char *end;
+        off = strtol(v, &end, 10);
+        if (*end != '\0')
+            return -1;
+    }
+    if (off < 0 || off > SIGRTMAX - SIGRTMIN)
+        return -1;
+    return SIGRTMIN + (int)off;
+}
+
+/*
+ * Install the no-op handler for the kick signal unless a handler is
+ * already there (ours from an earlier sandbox, or the application's: any
+ * handler that returns makes KVM_RUN fail with EINTR). Process-wide and
+ * idempotent.
+ */
+static int install_kick(struct nub_hv *hv, char *err, size_t err_len)
+{
+    hv->kick_sig = kick_signal();
+    if (hv->kick_sig < 0) {
+        nub_hv_fmt(err, err_len, "NUB_KVM_SIGNAL must be a number from 0 to %d (an offset from SIGRTMIN)",
+                   SIGRTMAX - SIGRTMIN);
+        return -1;
+    }
+    struct sigaction old;
+    if (sigaction(hv->kick_sig, NULL, &old) != 0)
+        return ioctl_err(err, err_len, "sigaction");
+    if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
+        return 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kick_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART */
+    if (sigaction(hv->kick_sig, &sa, NULL) != 0)
+        return ioctl_err(err, err_len, "sigaction");
+    return 0;
+}
+
+static void kvm_destroy(struct nub_hv *hv)
+{
+    if (hv == NULL)
+        return;
+    if (hv->run != NULL)
+        munmap(hv->run, hv->run_size);
+    if (hv->vcpu_fd >= 0)
+        close(hv->vcpu_fd);
+    if (hv->vm_fd >= 0)
+        close(hv->vm_fd);
+    if (hv->kvm_fd >= 0)
+        close(hv->kvm_fd);
+    free(hv);
+}
+
+static nub_status kvm_create(const struct nub_hv_config *cfg, struct nub_hv **out, char *err,
+                             size_t err_len)
+{
+    *out = NULL;
+    struct nub_hv *hv = calloc(1, sizeof *hv);
+    if (hv == NULL) {
+        nub_hv_fmt(err, err_len, "cannot allocate the kvm backend state");
+        return NUB_E_NOMEM;
+    }
+    hv->kvm_fd = hv->vm_fd = hv->vcpu_fd = -1;
+    atomic_init(&hv->cancel, false);
+    atomic_init(&hv->active, false);
+    atomic_init(&hv->kickers, 0);
+    nub_status rc = open_kvm(&hv->kvm_fd, err, err_len);
+    if (rc != NUB_OK)
+        goto fail;
+    rc = NUB_E_BACKEND;
+    if (make_vm(hv, cfg, err, err_len) != 0 || make_vcpu(hv, err, err_len) != 0 ||
+        set_cpuid(hv, err, err_len) != 0 || set_sregs(hv, cfg->cr3, err, err_len) != 0 ||
+        setup_regs(hv, err, err_len) != 0 || install_kick(hv, err, err_len) != 0)
+        goto fail;
+    *out = hv;
+    return NUB_OK;
+fail:
+    kvm_destroy(hv);
+    return rc;
+}
+
+/* ---- registers --------------------------------------------------------- */
+
+static nub_status kvm_set_regs(struct nub_hv *hv, const struct nub_hv_regs *r)
+{
+    struct kvm_regs *k = hv->regs;
+    k->rax = r->rax; k->rbx = r->rbx; k->rcx = r->rcx; k->rdx = r->rdx;
+    k->rsi = r->rsi; k->rdi = r->rdi; k->rsp = r->rsp; k->rbp = r->rbp;
+    k->r8 = r->r8; k->r9 = r->r9; k->r10 = r->r10; k->r11 = r->r11;
+    k->r12 = r->r12; k->r13 = r->r13; k->r14 = r->r14; k->r15 = r->r15;
+    k->rip = r->rip; k->rflags = r->rflags;
+    if (hv->sync_regs)
+        hv->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    hv->regs_dirty = !hv->sync_regs;
+    hv->regs_cached = true;
+    return NUB_OK;
+}
+
+/* Make *hv->regs the vCPU's current registers (a KVM_GET_REGS only without sync_regs, after a run). */
+static int fetch_regs(struct nub_hv *hv)
+{
+    if (hv->regs_cached)
+        return 0;
+    if (ioctl(hv->vcpu_fd, KVM_GET_REGS, hv->regs) != 0)
+        return -1;
+    hv->regs_cached = true;
+    return 0;
+}
+
+static nub_status kvm_get_regs(struct nub_hv *hv, struct nub_hv_regs *r)
+{
+    if (fetch_regs(hv) != 0)
+        return NUB_E_BACKEND;
+    const struct kvm_regs *k = hv->regs;
+    r->rax = k->rax; r->rbx = k->rbx; r->rcx = k->rcx; r->rdx = k->rdx;
+    r->rsi = k->rsi; r->rdi = k->rdi; r->rsp = k->rsp; r->rbp = k->rbp;
+    r->r8 = k->r8; r->r9 = k->r9; r->r10 = k->r10; r->r11 = k->r11;
+    r->r12 = k->r12; r->r13 = k->r13; r->r14 = k->r14; r->r15 = k->r15;
+    r->rip = k->rip; r->rflags = k->rflags;
+    return NUB_OK;
+}
+
+/* exit->rip from the registers (0 when they cannot be read). */
+static void exit_rip(struct nub_hv *hv, struct nub_hv_exit *x)
+{
+    x->rip = fetch_regs(hv) == 0 ? hv->regs->rip : 0;
+}
+
+/* ---- exits ------------------------------------------------------------- */
+
+static nub_status internal(struct nub_hv_exit *x, const char *what, unsigned long long detail)
+{
+    x->kind = NUB_HV_EXIT_INTERNAL;
+    nub_hv_fmt(x->msg, sizeof x->msg, "%s 0x%llx at rip 0x%llx", what, detail, (unsigned long long)x->rip);
+    return NUB_OK;
+}
+
+/* The ports whose OUT needs no RIP (served without an error message). */
+static bool hot_port(uint16_t port)
+{
+    return port == NUB_PORT_LOG || port == NUB_PORT_CALL || port == NUB_PORT_PRINT || port == NUB_PORT_HALT;
+}
+
+static nub_status io_exit(struct nub_hv *hv, struct nub_hv_exit *x)
+{
+    const struct kvm_run *run = hv->run;
+    x->port = run->io.port;
+    x->size = run->io.size;
+    if (hv->sync_regs || !hot_port(x->port) || run->io.direction != KVM_EXIT_IO_OUT)
+        exit_rip(hv, x);
+    if (run->io.count != 1 || run->io.size > sizeof x->value ||
+        run->io.data_offset > hv->run_size - run->io.size) {
+        x->kind = NUB_HV_EXIT_INTERNAL;
+        nub_hv_fmt(x->msg, sizeof x->msg, "string I/O (%s, %u x %u bytes) on port %u at rip 0x%llx is not supported",
+                   run->io.direction == KVM_EXIT_IO_OUT ? "OUTS" : "INS", run->io.count, run->io.size,
+                   x->port, (unsigned long long)x->rip);
+        return NUB_OK;
+    }
+    if (run->io.direction == KVM_EXIT_IO_IN) {
+        x->kind = NUB_HV_EXIT_IO_IN;
+        return NUB_OK;
+    }
+    x->kind = NUB_HV_EXIT_IO_OUT;
+    uint32_t v = 0;
+    memcpy(&v, (const uint8_t *)run + run->io.data_offset, run->io.size);
+    x->value = v;
+    return NUB_OK;
+}
+
+static const char *internal_suberror(uint32_t sub)
+{
+    switch (sub) {
+    case KVM_INTERNAL_ERROR_EMULATION: return "instruction emulation failed";
+    case KVM_INTERNAL_ERROR_SIMUL_EX: return "exception while delivering an exception";
+    case KVM_INTERNAL_ERROR_DELIVERY_EV: return "exit while delivering an event";
+    default: return "internal error";
+    }
+}
+
+/* Translate the exit KVM_RUN reported in kvm_run. */
+static nub_status translate(struct nub_hv *hv, struct nub_hv_exit *x)
+{
+    const struct kvm_run *run = hv->run;
+    if (run->exit_reason == KVM_EXIT_IO)
+        return io_exit(hv, x);
+    exit_rip(hv, x);
+    switch (run->exit_reason) {
+    case KVM_EXIT_HLT:
+        x->kind = NUB_HV_EXIT_HALT;
+        return NUB_OK;
+    case KVM_EXIT_MMIO:
+        x->kind = NUB_HV_EXIT_MMIO;
+        x->addr = run->mmio.phys_addr;
+        return NUB_OK;
+    case KVM_EXIT_SHUTDOWN:
+        x->kind = NUB_HV_EXIT_SHUTDOWN;
+        return NUB_OK;
+    case KVM_EXIT_FAIL_ENTRY:
+        return internal(x, "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason",
+                        run->fail_entry.hardware_entry_failure_reason);
+    case KVM_EXIT_INTERNAL_ERROR:
+        x->kind = NUB_HV_EXIT_INTERNAL;
+        nub_hv_fmt(x->msg, sizeof x->msg, "KVM_EXIT_INTERNAL_ERROR: suberror %u (%s) at rip 0x%llx",
+                   run->internal.suberror, internal_suberror(run->internal.suberror),
+                   (unsigned long long)x->rip);
+        return NUB_OK;
+    default:
+        return internal(x, "unexpected KVM exit reason", run->exit_reason);
+    }
+}
+
+/* ---- run and interrupt ------------------------------------------------- */
+
+static nub_status cancelled(struct nub_hv_exit *x)
+{
+    x->kind = NUB_HV_EXIT_CANCELLED;
+    return NUB_OK;
+}
+
+/* Publish this thread as the one in run(); unblock the kick signal on a thread seen for the first time. */
+static int enter_run(struct nub_hv *hv, struct nub_hv_exit *x)
+{
+    pthread_t self = pthread_self();
+    if (!hv->have_unblocked || !pthread_equal(hv->unblocked, self)) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, hv->kick_sig);
+        int rc = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        if (rc != 0) {
+            nub_hv_fmt(x->msg, sizeof x->msg, "pthread_sigmask: %s", strerror(rc));
+            return -1;
+        }
+        hv->unblocked = self;
+        hv->have_unblocked = true;
+    }
+    if (hv->regs_dirty) {
+        if (ioctl(hv->vcpu_fd, KVM_SET_REGS, hv->regs) != 0) {
+            nub_hv_fmt(x->msg, sizeof x->msg, "KVM_SET_REGS: %s", strerror(errno));
+            return -1;
+        }
+        hv->regs_dirty = false;
+    }
+    atomic_store(&hv->thread, self);
+    atomic_store(&hv->active, true);
+    return 0;
+}
+
+/* Leave run(): once no interrupt() still holds our thread id, it may go away. */
+static void leave_run(struct nub_hv *hv)
+{
+    atomic_store(&hv->active, false);
+    while (atomic_load(&hv->kickers) != 0)
+        sched_yield();
+}
+
+/* KVM_RUN until a real exit or a cancellation; returns 0 or the failing errno. */
+static int run_vcpu(struct nub_hv *hv)
+{
+    for (;;) {
+        if (ioctl(hv->vcpu_fd, KVM_RUN, 0) == 0)
+            return 0;
+        if (errno != EINTR || atomic_load(&hv->cancel))
+            return errno;
+    }
+}
+
+static nub_status kvm_run(struct nub_hv *hv, struct nub_hv_exit *x)
+{
+    memset(x, 0, sizeof *x);
+    if (atomic_load(&hv->cancel))
+        return cancelled(x);
+    if (enter_run(hv, x) != 0) {
+        x->kind = NUB_HV_EXIT_INTERNAL;
+        return NUB_E_BACKEND;
+    }
+    int e = run_vcpu(hv);
+    leave_run(hv);
+    hv->regs_cached = hv->sync_regs;
+    if (e == EINTR)
+        return cancelled(x);
+    if (e != 0) {
+        x->kind = NUB_HV_EXIT_INTERNAL;
+        nub_hv_fmt(x->msg, sizeof x->msg, "KVM_RUN: %s", strerror(e));
+        return NUB_E_BACKEND;
+    }
+    return translate(hv, x);
+}
+
+/*
+ * Set the cancel flag and immediate_exit (which stops a KVM_RUN that has
+ * not entered the guest yet), then kick the thread in run() with the
+ * signal until it has left run(). From the vCPU's own thread (a signal
+ * handler) no kick is needed: the signal that runs the handler already
+ * interrupted KVM_RUN.
+ */
+static void kvm_interrupt(struct nub_hv *hv)
+{
+    const struct timespec pause = {0, KICK_RETRY_NS};
+    atomic_store(&hv->cancel, true);
+    __atomic_store_n(&hv->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        atomic_fetch_add(&hv->kickers, 1);
+        bool in_run = atomic_load(&hv->active);
+        pthread_t t = atomic_load(&hv->thread);
+        bool self = in_run && pthread_equal(t, pthread_self());
+        if (in_run && !self)
+            pthread_kill(t, hv->kick_sig);
+        atomic_fetch_sub(&hv->kickers, 1);
+        if (!in_run || self)
+            return;
+        nanosleep(&pause, NULL);
+    }
+}
+
+static void kvm_clear_interrupt(struct nub_hv *hv)
+{
+    atomic_store(&hv->cancel, false);
+    __atomic_store_n(&hv->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}
+
+static const struct nub_hv_ops kvm_ops = {
+    .name = "kvm",
+    .available = kvm_available,
+    .create = kvm_create,
+    .destroy = kvm_destroy,
+    .set_regs = kvm_set_regs,
+    .get_regs = kvm_get_regs,
+    .run = kvm_run,
+    .interrupt = kvm_interrupt,
+    .clear_interrupt = kvm_clear_interrupt,
+};
+
+const struct nub_hv_ops *nub_hv_kvm_ops(void)
+{
+    return &kvm_ops;
+}

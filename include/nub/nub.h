@@ -1,0 +1,280 @@
+/* nub host API: configure, create, evolve, call and destroy hardware-isolated guest sandboxes. */
+#ifndef NUB_NUB_H
+#define NUB_NUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Lifecycle
+ *   1. nub_config_default(&cfg), adjust fields.
+ *   2. nub_sandbox_new_from_file() / nub_sandbox_new_from_buffer(): load and
+ *      check the guest ELF, lay out guest memory, build page tables, create
+ *      the VM on the chosen backend. The sandbox is *uninitialised*.
+ *   3. Optionally nub_sandbox_register() host functions,
+ *      nub_sandbox_set_max_guest_log_level(), nub_sandbox_guest_counter().
+ *   4. nub_sandbox_evolve(): run the guest's init until it signals halt. The
+ *      sandbox is now *ready*.
+ *   5. nub_call() / nub_call_into() any number of times, one at a time.
+ *   6. nub_sandbox_destroy().
+ *
+ * Every function returns a nub_status: NUB_OK (0) or a negative NUB_E_*
+ * code. Failures on a sandbox also leave a detail record readable with
+ * nub_sandbox_last_error(). The library never exits, aborts or prints on
+ * its own; it keeps no global mutable state, so any number of sandboxes
+ * live in one process and distinct sandboxes may be used from different
+ * threads at the same time. One sandbox is used by one thread at a time,
+ * except nub_interrupt(), which any thread may call.
+ */
+
+typedef int nub_status;
+
+#define NUB_OK                   0
+#define NUB_E_INVALID          (-1)  /* bad argument (NULL handle, zero size, ...) */
+#define NUB_E_NOMEM            (-2)  /* host memory or mapping allocation failed */
+#define NUB_E_IO               (-3)  /* reading the guest binary failed */
+#define NUB_E_ELF              (-4)  /* the guest binary is not an acceptable ELF */
+#define NUB_E_LAYOUT           (-5)  /* the configured sizes do not fit the address space */
+#define NUB_E_NO_HYPERVISOR    (-6)  /* the requested backend is not usable here */
+#define NUB_E_BACKEND          (-7)  /* the backend failed (hardware or emulator error) */
+#define NUB_E_GUEST            (-8)  /* the guest function returned a non-zero status */
+#define NUB_E_GUEST_ABORT      (-9)  /* the guest aborted (explicit abort or panic) */
+#define NUB_E_GUEST_FAULT      (-10) /* the guest took an unhandled CPU exception or triple fault */
+#define NUB_E_PROTOCOL         (-11) /* the guest broke the host<->guest protocol */
+#define NUB_E_CANCELLED        (-12) /* the call was interrupted with nub_interrupt() */
+#define NUB_E_TIMEOUT          (-13) /* the call ran past nub_config.call_timeout_ms */
+#define NUB_E_POISONED         (-14) /* an earlier failure left the sandbox unusable */
+#define NUB_E_BUSY             (-15) /* another call is running on this sandbox */
+#define NUB_E_TOO_LARGE        (-16) /* a payload or result does not fit its buffer */
+#define NUB_E_STATE            (-17) /* not allowed in the sandbox's current state */
+#define NUB_E_EXISTS           (-18) /* already registered or already taken */
+#define NUB_E_OVERFLOW         (-19) /* counter overflow or underflow */
+#define NUB_E_CAP_REJECTED     (-20) /* the guest refused a cap */
+#define NUB_E_CAP_MISMATCH     (-21) /* the guest's cap hash differs from the claimed one */
+
+/* Static name and description of a status code ("NUB_E_ELF: invalid guest ELF"). */
+const char *nub_strerror(nub_status code);
+
+/* ---- Configuration ----------------------------------------------------- */
+
+enum nub_backend {
+    NUB_BACKEND_AUTO = 0, /* kvm where /dev/kvm opens, else emu */
+    NUB_BACKEND_KVM = 1,  /* hardware virtualization (Linux KVM) */
+    NUB_BACKEND_EMU = 2,  /* emulated CPU (Unicorn): development and CI; NOT an isolation boundary */
+};
+
+/* Short name of a backend: "auto", "kvm", "emu". */
+const char *nub_backend_name(enum nub_backend backend);
+
+/*
+ * Report whether `backend` can be used in this process without creating a
+ * sandbox. Returns NUB_OK, or NUB_E_NO_HYPERVISOR with the reason written
+ * to `why` (may be NULL) as a NUL-terminated string of at most why_len bytes.
+ */
+nub_status nub_backend_available(enum nub_backend backend, char *why, size_t why_len);
+
+struct nub_config {
+    uint64_t heap_size;           /* guest heap bytes [128 KiB] */
+    uint64_t stack_size;          /* guest stack bytes [64 KiB] */
+    uint64_t input_size;          /* host->guest buffer bytes [64 KiB] */
+    uint64_t output_size;         /* guest->host buffer bytes [64 KiB] */
+    uint64_t scratch_size;        /* 0 = computed from the above; else checked */
+    uint64_t max_image_size;      /* largest loaded ELF image [64 MiB] */
+    enum nub_backend backend;     /* [NUB_BACKEND_AUTO, or $NUB_BACKEND] */
+    uint32_t max_guest_log_level; /* NUB_LOG_LEVEL_* (abi.h) [ERROR] */
+    uint32_t call_timeout_ms;     /* 0 = no timeout [0] */
+};
+
+/*
+ * Fill `cfg` with the defaults above. The environment variable
+ * NUB_BACKEND=kvm|emu|auto, when set, picks the default backend.
+ * Sizes are rounded up to whole pages when the sandbox is created.
+ */
+void nub_config_default(struct nub_config *cfg);
+
+/* Optional blob copied into guest memory and described in the PEB. */
+struct nub_init_data {
+    const void *data;
+    size_t len;
+    uint32_t perms; /* NUB_MEM_READ | NUB_MEM_WRITE (abi.h); 0 = read-only. EXEC is refused. */
+};
+
+/* ---- Errors ------------------------------------------------------------ */
+
+#define NUB_ERROR_MSG_MAX 1280
+
+/* Detail of the last failure on a sandbox (or of a failed creation). */
+struct nub_error {
+    nub_status code;         /* NUB_E_*, NUB_OK when nothing failed */
+    uint32_t guest_status;   /* NUB_STATUS_* for NUB_E_GUEST, else 0 */
+    uint64_t abort_code;     /* guest abort code for NUB_E_GUEST_ABORT */
+    uint64_t vector;         /* exception vector for NUB_E_GUEST_FAULT */
+    uint64_t error_code;     /* exception error code */
+    uint64_t fault_addr;     /* CR2 / faulting address */
+    uint64_t rip;            /* instruction pointer at the failure */
+    int truncated;           /* the guest's message was cut to fit */
+    char message[NUB_ERROR_MSG_MAX]; /* NUL-terminated description */
+};
+
+/* ---- Sandbox ----------------------------------------------------------- */
+
+typedef struct nub_sandbox nub_sandbox;
+
+/*
+ * Create an uninitialised sandbox from the guest ELF at `path`.
+ * init: optional init data (NULL for none). cfg: NULL for defaults.
+ * err: optional; filled on failure with the reason (e.g. which ELF check
+ * failed, which layout field does not fit).
+ * Errors: NUB_E_INVALID, NUB_E_IO, NUB_E_ELF, NUB_E_LAYOUT, NUB_E_NOMEM,
+ * NUB_E_NO_HYPERVISOR, NUB_E_BACKEND.
+ */
+nub_status nub_sandbox_new_from_file(const char *path, const struct nub_init_data *init,
+                                     const struct nub_config *cfg, nub_sandbox **out,
+                                     struct nub_error *err);
+
+/* Same, from an ELF image in memory (copied; the caller keeps ownership). */
+nub_status nub_sandbox_new_from_buffer(const void *elf, size_t len,
+                                       const struct nub_init_data *init,
+                                       const struct nub_config *cfg, nub_sandbox **out,
+                                       struct nub_error *err);
+
+/* Release every resource of the sandbox. NULL is ignored. Must not race a call. */
+void nub_sandbox_destroy(nub_sandbox *sb);
+
+/* The last failure recorded on `sb` (never NULL for a valid handle). */
+const struct nub_error *nub_sandbox_last_error(const nub_sandbox *sb);
+
+/* Process-unique id of the sandbox (increasing from 1). */
+uint64_t nub_sandbox_id(const nub_sandbox *sb);
+
+/* Total bytes of guest memory (snapshot region + scratch region). */
+uint64_t nub_sandbox_shared_mem_size(const nub_sandbox *sb);
+
+/* Backend actually used (never NUB_BACKEND_AUTO). */
+enum nub_backend nub_sandbox_backend(const nub_sandbox *sb);
+
+/* Largest payload nub_call() accepts (the input buffer's capacity). */
+size_t nub_sandbox_max_input(const nub_sandbox *sb);
+
+/* Set the most verbose guest log level forwarded (NUB_LOG_LEVEL_*). Any state. */
+nub_status nub_sandbox_set_max_guest_log_level(nub_sandbox *sb, uint32_t level);
+
+/* ---- Logging ----------------------------------------------------------- */
+
+/* Where a log line came from. */
+enum nub_log_source {
+    NUB_LOG_SRC_HOST = 0,  /* the library itself (e.g. backend chosen) */
+    NUB_LOG_SRC_GUEST = 1, /* a guest log message (NUB_PORT_LOG), already level-filtered */
+    NUB_LOG_SRC_PRINT = 2, /* a line of guest console text (NUB_PORT_PRINT) */
+};
+
+/*
+ * Log callback: `level` is NUB_LOG_LEVEL_* (abi.h), `msg` is `len` bytes
+ * (not NUL-terminated; guest text is untrusted bytes). Called on the thread
+ * running the call.
+ */
+typedef void (*nub_log_fn)(void *ctx, enum nub_log_source src, uint32_t level,
+                           const char *msg, size_t len);
+
+/* Install (or with fn == NULL remove) the sandbox's log callback. Default: none, nothing is logged. */
+nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx);
+
+/* ---- Host functions ---------------------------------------------------- */
+
+#define NUB_HOST_ERROR_MAX 256
+
+/*
+ * One host call in progress. `payload` points into the guest's output
+ * buffer and `result` into its input buffer; both are valid only during the
+ * callback. Write at most result_cap bytes to `result` and set result_len.
+ * To fail, return non-zero and optionally put a message in `error` (the
+ * guest sees NUB_STATUS_HOST_ERROR with that message).
+ */
+struct nub_host_call {
+    uint32_t fn_id;
+    const uint8_t *payload;
+    size_t payload_len;
+    uint8_t *result;
+    size_t result_cap;
+    size_t result_len;
+    char error[NUB_HOST_ERROR_MAX];
+};
+
+typedef int (*nub_host_fn)(void *ctx, struct nub_host_call *call);
+
+/*
+ * Register `fn` under `fn_id` for guest->host calls; ctx is passed back.
+ * Only on an uninitialised sandbox (NUB_E_STATE after evolve). A second
+ * registration of one fn_id: NUB_E_EXISTS.
+ */
+nub_status nub_sandbox_register(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn, void *ctx);
+
+/* ---- Guest counter ----------------------------------------------------- */
+
+/*
+ * A u64 the host owns and the guest reads at the fixed scratch offset
+ * NUB_SCRATCH_TOP_GUEST_COUNTER_OFFSET. Only the host writes it, so a guest
+ * cannot change the host's view. One per sandbox, freed with it.
+ */
+typedef struct nub_guest_counter nub_guest_counter;
+
+/* Hand out the sandbox's counter (value 0). A second request: NUB_E_EXISTS. */
+nub_status nub_sandbox_guest_counter(nub_sandbox *sb, nub_guest_counter **out);
+
+/* Add one; NUB_E_OVERFLOW at UINT64_MAX (value unchanged). Thread-safe. */
+nub_status nub_guest_counter_increment(nub_guest_counter *c);
+
+/* Subtract one; NUB_E_OVERFLOW at 0 (value unchanged). Thread-safe. */
+nub_status nub_guest_counter_decrement(nub_guest_counter *c);
+
+/* Current host-side value. */
+uint64_t nub_guest_counter_value(const nub_guest_counter *c);
+
+/* ---- Init and calls ---------------------------------------------------- */
+
+/*
+ * Run the guest's initialisation (entry point) until it signals completion.
+ * Afterwards the sandbox accepts calls and no longer accepts registrations.
+ * Errors as for nub_call(), plus NUB_E_STATE when already evolved.
+ */
+nub_status nub_sandbox_evolve(nub_sandbox *sb);
+
+/*
+ * Call guest function `fn_id` with `in_len` bytes. On success *out is a
+ * malloc'd copy of the result (free with nub_free(); NULL when empty) and
+ * *out_len its length.
+ * Errors: NUB_E_STATE (not evolved), NUB_E_TOO_LARGE (payload over
+ * nub_sandbox_max_input(), checked before entering the guest), NUB_E_GUEST,
+ * NUB_E_GUEST_ABORT, NUB_E_GUEST_FAULT, NUB_E_PROTOCOL, NUB_E_CANCELLED,
+ * NUB_E_TIMEOUT, NUB_E_POISONED, NUB_E_BUSY, NUB_E_NOMEM, NUB_E_BACKEND.
+ */
+nub_status nub_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                    uint8_t **out, size_t *out_len);
+
+/*
+ * Same, copying the result into the caller's `out` (capacity out_cap)
+ * without allocating. A result longer than out_cap: NUB_E_TOO_LARGE, with
+ * *out_len set to the length that was needed.
+ */
+nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                         void *out, size_t out_cap, size_t *out_len);
+
+/* Free a result of nub_call(). */
+void nub_free(void *p);
+
+/*
+ * Interrupt the call running on `sb`, from any thread. The call ends with
+ * NUB_E_CANCELLED. An interrupt that arrives when no call runs has no
+ * effect on the next call.
+ */
+nub_status nub_interrupt(nub_sandbox *sb);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NUB_NUB_H */
