@@ -43,7 +43,7 @@ LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit integration bench install clean
+.PHONY: all test unit integration asan asan-build bench install clean
 all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(B)/nub.pc
 
 $(B)/host/%.o: %.c
@@ -99,14 +99,26 @@ $(B)/nub.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: nub\nDescription: embeddable micro-VM sandbox\nVersion: %s\nLibs: -L$${libdir} -lnub\nLibs.private: %s\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(VERSION)' '$(LDLIBS_HOST)' > $@
 
+# The sanitizer build: the same tests with ASan + UBSan, in $(B)/asan.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASAN_B     := $(B)/asan
+ASAN_BIN   := $(UNIT_BIN:$(B)/%=$(ASAN_B)/%) $(INTEG_BIN:$(B)/%=$(ASAN_B)/%)
+
 unit: $(UNIT_BIN)
-	@tests/run-unit.sh $(UNIT_BIN)
+	@tests/run.sh $(UNIT_BIN)
 
 integration: $(INTEG_BIN) $(GUEST_ELFS)
-	@tests/run-unit.sh $(INTEG_BIN)
+	@tests/run.sh $(INTEG_BIN)
 
-test: all
-	@tests/run-unit.sh $(UNIT_BIN) $(INTEG_BIN)
+asan-build:
+	@$(MAKE) --no-print-directory B=$(ASAN_B) EXTRA_CFLAGS='$(ASAN_FLAGS)' \
+	  $(ASAN_BIN) $(GUEST_ELFS:$(B)/%=$(ASAN_B)/%)
+
+asan: asan-build
+	@tests/run.sh $(ASAN_BIN)
+
+test: all asan-build
+	@tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
 
 bench: $(BENCH_BIN)
 

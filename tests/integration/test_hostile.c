@@ -1,0 +1,277 @@
+/* Hostile-guest suite: every way a guest can fail ends in its documented error, poisons as documented, and harms nothing else. */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../guests/testguest/testguest.h"
+#include "harness.h"
+#include "nub/abi.h"
+
+#define ANY_VECTOR UINT64_MAX
+
+struct hostile_case {
+    const char *name;
+    uint32_t fn;
+    nub_status code;      /* expected status */
+    uint64_t vector;      /* expected vector for NUB_E_GUEST_FAULT, ANY_VECTOR to skip */
+    const char *needle;   /* substring of the message, or NULL */
+};
+
+/* Faults and violations that poison the sandbox. */
+static const struct hostile_case poisoning[] = {
+    {"divide by zero", NUB_TG_FN_DIV_ZERO, NUB_E_GUEST_FAULT, 0, NULL},
+    {"null dereference", NUB_TG_FN_NULL_DEREF, NUB_E_GUEST_FAULT, 14, NULL},
+    {"stack overflow", NUB_TG_FN_STACK_OVERFLOW, NUB_E_GUEST_FAULT, 14, NULL},
+    {"write to text", NUB_TG_FN_WRITE_TEXT, NUB_E_GUEST_FAULT, 14, NULL},
+    {"jump to data", NUB_TG_FN_EXEC_HEAP, NUB_E_GUEST_FAULT, 14, NULL},
+    {"ud2", NUB_TG_FN_UD2, NUB_E_GUEST_FAULT, 6, NULL},
+    {"invalid IDT then fault", NUB_TG_FN_TRIPLE_FAULT, NUB_E_GUEST_FAULT, ANY_VECTOR, NULL},
+    {"unknown port", NUB_TG_FN_BAD_PORT, NUB_E_PROTOCOL, 0, "unknown port 1016"},
+    {"IN instruction", NUB_TG_FN_PORT_IN, NUB_E_PROTOCOL, 0, "IN from port"},
+    {"garbage over the output buffer", NUB_TG_FN_TRASH_OUTPUT, NUB_E_PROTOCOL, 0, "stack pointer"},
+    {"output stack pointer overwritten", NUB_TG_FN_BAD_OUTPUT_SP, NUB_E_PROTOCOL, 0, "stack pointer out of range"},
+    {"payload length near UINT64_MAX", NUB_TG_FN_HUGE_PAYLOAD_LEN, NUB_E_PROTOCOL, 0, "lengths"},
+    {"double free", NUB_TG_FN_DOUBLE_FREE, NUB_E_GUEST_ABORT, 0, NULL},
+};
+
+static nub_sandbox *witness_new(enum nub_backend backend)
+{
+    struct nub_config cfg = test_config(backend);
+    return new_ready("testguest", &cfg, NULL);
+}
+
+static void witness_check(nub_sandbox *w)
+{
+    uint64_t args[2] = {1234, 4321}, sum = 0;
+    size_t len = 0;
+    cr_assert_eq(nub_call_into(w, NUB_TG_FN_ADD, args, sizeof args, &sum, sizeof sum, &len), NUB_OK,
+                 "the witness sandbox stopped working: %s", nub_sandbox_last_error(w)->message);
+    cr_assert_eq(sum, 5555);
+}
+
+static void expect_poisoned(nub_sandbox *sb)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "x", 1, &out, &len), NUB_E_POISONED);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_NOOP, NULL, 0, &out, &len), NUB_E_POISONED);
+    cr_assert_eq(nub_sandbox_last_error(sb)->code, NUB_E_POISONED);
+}
+
+static void run_case(enum nub_backend backend, const struct hostile_case *c, nub_sandbox *witness)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    nub_status rc = nub_call(sb, c->fn, NULL, 0, &out, &len);
+    const struct nub_error *e = nub_sandbox_last_error(sb);
+    cr_assert_eq(rc, c->code, "%s: got %s (%s), want %s", c->name, nub_strerror(rc), e->message,
+                 nub_strerror(c->code));
+    cr_assert_null(out);
+    cr_assert_eq(e->code, c->code);
+    if (c->code == NUB_E_GUEST_FAULT && c->vector != ANY_VECTOR)
+        cr_assert_eq(e->vector, c->vector, "%s: vector %llu, want %llu (%s)", c->name,
+                     (unsigned long long)e->vector, (unsigned long long)c->vector, e->message);
+    if (c->needle)
+        cr_assert(strstr(e->message, c->needle) != NULL, "%s: message '%s' lacks '%s'", c->name,
+                  e->message, c->needle);
+    expect_poisoned(sb);
+    nub_sandbox_destroy(sb);
+    witness_check(witness);
+}
+
+BACKEND_TEST(hostile, faults_and_violations_poison_and_harm_nothing_else)
+{
+    nub_sandbox *witness = witness_new(backend);
+    int fds = count_fds(), maps = count_maps();
+    for (size_t i = 0; i < sizeof poisoning / sizeof poisoning[0]; i++)
+        run_case(backend, &poisoning[i], witness);
+    cr_assert_eq(count_fds(), fds, "file descriptors leaked");
+    if (NUB_TEST_MEMORY_COUNTS)
+        cr_assert_eq(count_maps(), maps, "mappings leaked");
+    nub_sandbox_destroy(witness);
+}
+
+BACKEND_TEST(hostile, fault_details)
+{
+    struct nub_config cfg = test_config(backend);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_NULL_DEREF, NULL, 0, &out, &len), NUB_E_GUEST_FAULT);
+    const struct nub_error *e = nub_sandbox_last_error(sb);
+    cr_assert_eq(e->fault_addr, 0, "CR2 of a null read");
+    cr_assert_eq(e->error_code & 0x2, 0, "read, not write");
+    cr_assert_geq(e->rip, NUB_KERNEL_BASE, "rip inside the guest image");
+    nub_sandbox_destroy(sb);
+
+    sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_WRITE_TEXT, NULL, 0, &out, &len), NUB_E_GUEST_FAULT);
+    e = nub_sandbox_last_error(sb);
+    cr_assert_eq(e->error_code & 0x3, 0x3, "write to a present page: 0x%llx", (unsigned long long)e->error_code);
+    cr_assert_geq(e->fault_addr, NUB_KERNEL_BASE);
+    nub_sandbox_destroy(sb);
+
+    sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_EXEC_HEAP, NULL, 0, &out, &len), NUB_E_GUEST_FAULT);
+    e = nub_sandbox_last_error(sb);
+    cr_assert_eq(e->error_code & 0x10, 0x10, "instruction fetch: 0x%llx", (unsigned long long)e->error_code);
+    cr_assert_eq(e->fault_addr, e->rip, "fetch fault at the jump target");
+    nub_sandbox_destroy(sb);
+}
+
+BACKEND_TEST(hostile, abort_messages_whole_and_truncated)
+{
+    struct nub_config cfg = test_config(backend);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    char msg[2000];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (char)('a' + i % 26);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ABORT, msg, NUB_ABORT_MSG_MAX, &out, &len), NUB_E_GUEST_ABORT);
+    const struct nub_error *e = nub_sandbox_last_error(sb);
+    cr_assert_eq(e->abort_code, NUB_TG_ABORT_CODE);
+    cr_assert(!e->truncated);
+    cr_assert(memmem(e->message, strlen(e->message), msg, NUB_ABORT_MSG_MAX) != NULL, "1 KiB message kept whole");
+    expect_poisoned(sb);
+    nub_sandbox_destroy(sb);
+
+    sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ABORT, msg, sizeof msg, &out, &len), NUB_E_GUEST_ABORT);
+    e = nub_sandbox_last_error(sb);
+    cr_assert(e->truncated, "over 1 KiB is flagged as truncated");
+    cr_assert(strstr(e->message, "[truncated]") != NULL);
+    cr_assert(memmem(e->message, strlen(e->message), msg, NUB_ABORT_MSG_MAX) != NULL);
+    nub_sandbox_destroy(sb);
+}
+
+BACKEND_TEST(hostile, errors_that_keep_the_sandbox_usable)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    char small[4];
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_FAIL, NULL, 0, &out, &len), NUB_E_GUEST);
+    cr_assert_eq(nub_call_into(sb, NUB_TG_FN_ECHO, "too long", 8, small, sizeof small, &len), NUB_E_TOO_LARGE);
+    cr_assert_eq(len, 8);
+    uint32_t st = 0;
+    cr_assert_eq(nub_call_into(sb, NUB_TG_FN_MISSING_HOST_FN, NULL, 0, NULL, 0, &len), NUB_E_TOO_LARGE);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_MISSING_HOST_FN, NULL, 0, &out, &len), NUB_OK);
+    memcpy(&st, out, 4);
+    cr_assert_eq(st, NUB_STATUS_UNKNOWN_FN, "an unregistered host function answers UNKNOWN_FN");
+    nub_free(out);
+    uint32_t count = 0;
+    cr_assert_eq(nub_call_into(sb, NUB_TG_FN_LOG_FLOOD, NULL, 0, &count, sizeof count, &len), NUB_OK,
+                 "%s", nub_sandbox_last_error(sb)->message);
+    cr_assert_eq(count, NUB_TG_LOG_FLOOD_DEFAULT, "every flooded log message was taken");
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "ok", 2, &out, &len), NUB_OK);
+    nub_free(out);
+    nub_sandbox_destroy(sb);
+}
+
+static void *interrupt_later(void *p)
+{
+    usleep(100 * 1000);
+    nub_interrupt(p);
+    return NULL;
+}
+
+BACKEND_TEST(hostile, interrupt_spinning_guest)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *witness = witness_new(backend);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_interrupt(sb), NUB_OK, "an interrupt before a call...");
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "a", 1, &out, &len), NUB_OK, "...has no effect on it");
+    nub_free(out);
+    pthread_t th;
+    pthread_create(&th, NULL, interrupt_later, sb);
+    nub_status rc = nub_call(sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len);
+    pthread_join(th, NULL);
+    cr_assert_eq(rc, NUB_E_CANCELLED, "%s", nub_sandbox_last_error(sb)->message);
+    expect_poisoned(sb);
+    witness_check(witness);
+    nub_sandbox_destroy(sb);
+    nub_sandbox_destroy(witness);
+}
+
+static int host_interrupts(void *ctx, struct nub_host_call *call)
+{
+    nub_interrupt(ctx);
+    call->result_len = 0;
+    return 0;
+}
+
+BACKEND_TEST(hostile, interrupt_during_host_function_takes_effect_on_resume)
+{
+    struct nub_config cfg = test_config(backend);
+    struct nub_error err;
+    nub_sandbox *sb = NULL;
+    cr_assert_eq(nub_sandbox_new_from_file(guest_path("testguest"), NULL, &cfg, &sb, &err), NUB_OK);
+    cr_assert_eq(nub_sandbox_register(sb, 5, host_interrupts, sb), NUB_OK);
+    cr_assert_eq(nub_sandbox_evolve(sb), NUB_OK);
+    uint32_t req = 5;
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_HOST_CALL, &req, 4, &out, &len), NUB_E_CANCELLED);
+    expect_poisoned(sb);
+    nub_sandbox_destroy(sb);
+}
+
+BACKEND_TEST(hostile, timeout_ends_spinning_guest)
+{
+    struct nub_config cfg = test_config(backend);
+    cfg.call_timeout_ms = 200;
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "fast", 4, &out, &len), NUB_OK, "fast calls finish");
+    nub_free(out);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    nub_status rc = nub_call(sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    cr_assert_eq(rc, NUB_E_TIMEOUT, "%s", nub_sandbox_last_error(sb)->message);
+    cr_assert_geq(ms, 190.0, "returned after %.0f ms, before the timeout", ms);
+    expect_poisoned(sb);
+    nub_sandbox_destroy(sb);
+}
+
+struct busy_arg {
+    nub_sandbox *sb;
+    nub_status rc;
+};
+
+static void *spin_call(void *p)
+{
+    struct busy_arg *a = p;
+    uint8_t *out = NULL;
+    size_t len = 0;
+    a->rc = nub_call(a->sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len);
+    return NULL;
+}
+
+BACKEND_TEST(hostile, second_concurrent_call_is_busy)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    struct busy_arg a = {sb, NUB_OK};
+    pthread_t th;
+    pthread_create(&th, NULL, spin_call, &a);
+    usleep(100 * 1000);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "x", 1, &out, &len), NUB_E_BUSY);
+    nub_interrupt(sb);
+    pthread_join(th, NULL);
+    cr_assert_eq(a.rc, NUB_E_CANCELLED);
+    nub_sandbox_destroy(sb);
+}
