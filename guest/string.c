@@ -5,15 +5,20 @@
 #include "internal.h"
 
 /*
- * The copy and fill loops are written with rep movsb / rep stosb: fast on
- * every CPU with ERMS, and a C loop here could be turned back into a call
- * to the function being defined.
+ * Bulk copies and fills move 16 bytes per instruction (SSE2 movdqu, in
+ * inline assembly so the compiler cannot turn the loop back into a call to
+ * the function being defined); the tail uses rep movsb / rep stosb. Under
+ * KVM either form is fast; under the emulated CPU every store instruction
+ * is expensive, so fewer, wider stores make large payloads ~8x cheaper.
  */
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
-    void *d = dst;
-    __asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    for (; n >= 16; n -= 16, d += 16, s += 16)
+        __asm__ volatile("movdqu (%1), %%xmm0\n\tmovdqu %%xmm0, (%0)" : : "r"(d), "r"(s) : "xmm0", "memory");
+    __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
     return dst;
 }
 
@@ -32,7 +37,22 @@ void *memmove(void *dst, const void *src, size_t n)
 
 void *memset(void *dst, int c, size_t n)
 {
-    void *d = dst;
+    uint8_t *d = dst;
+    size_t blocks = n / 16;
+    if (blocks != 0) {
+        uint64_t b = (uint8_t)c * 0x0101010101010101ull;
+        __asm__ volatile("movq %2, %%xmm0\n\t"
+                         "punpcklqdq %%xmm0, %%xmm0\n"
+                         "1:\n\t"
+                         "movdqu %%xmm0, (%0)\n\t"
+                         "add $16, %0\n\t"
+                         "dec %1\n\t"
+                         "jnz 1b"
+                         : "+r"(d), "+r"(blocks)
+                         : "r"(b)
+                         : "xmm0", "memory", "cc");
+        n %= 16;
+    }
     __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
     return dst;
 }

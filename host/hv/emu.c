@@ -22,12 +22,12 @@
  * Unicorn runs straight-line translated blocks (TBs) and only honours
  * uc_emu_stop() at a TB start or after a UC_HOOK_CODE callback. An OUT
  * hook alone would therefore let the rest of the TB run. To stop right
- * after every IN/OUT, a UC_HOOK_BLOCK hook looks at each TB the first time
+ * after every IN/OUT, a UC_HOOK_BLOCK hook decodes each TB the first time
  * it runs (before any of its instructions execute); when the TB holds port
- * I/O, it stops, and run() decodes the TB, puts a one-address UC_HOOK_CODE
- * hook on the instruction after each IN/OUT (which makes Unicorn check for
- * a stop request there and sync RIP), drops the TB from the cache and
- * restarts it. The same block hook polls the interrupt flag, so
+ * I/O, it stops, and run() puts a one-address UC_HOOK_CODE hook on the
+ * instruction after each IN/OUT (which makes Unicorn check for a stop
+ * request there and sync RIP), drops the TB from the cache and restarts
+ * it. The same block hook polls the interrupt flag, so
  * interrupt() never calls into Unicorn from another thread.
  */
 
@@ -36,6 +36,7 @@
 #define EMU_WALK_BUDGET (1ull << 26)    /* page-table entry reads at most */
 #define EMU_TB_BUF      8192u           /* QEMU x86 TBs stay below one page + one insn */
 #define EMU_MAP_INIT    1024u           /* initial slots of the TB / hook maps */
+#define EMU_MAX_RESTARTS 16u            /* re-instrumenting one TB in a row */
 
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
@@ -304,14 +305,59 @@ static void hook_stop(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
     (void)user;
 }
 
-/* Does the TB at addr (size bytes) need stop hooks? Only looked at once per TB. */
-static bool tb_may_have_io(struct nub_hv *hv, uint64_t addr, uint32_t size)
+/* ---- finding port I/O in translated blocks ------------------------------ */
+
+/* A UC_HOOK_CODE stop point over [begin, begin + len), once per begin. */
+static uc_err add_stop_hook(struct nub_hv *hv, uint64_t begin, uint32_t len)
 {
+    const struct emu_slot *s = map_find(&hv->hooks, begin);
+    if (s->used && s->val >= len)
+        return UC_ERR_OK;
+    uc_hook h;
+    uc_err err = uc_hook_add(hv->uc, &h, UC_HOOK_CODE, (void *)hook_stop, hv, begin,
+                             begin + len - 1);
+    if (err != UC_ERR_OK)
+        return err;
+    return map_put(&hv->hooks, begin, len) == 0 ? UC_ERR_OK : UC_ERR_NOMEM;
+}
+
+/*
+ * Look at the TB's instructions (its bytes are in hv->tb_buf). Returns true
+ * when it holds IN/OUT/INS/OUTS, or when the decoder stops early and I/O
+ * opcode bytes remain. With install, also puts a stop hook after each such
+ * instruction, or over the undecoded rest.
+ */
+static bool tb_scan(struct nub_hv *hv, uint64_t start, uint32_t size, bool install, uc_err *err)
+{
+    uint32_t off = 0;
+    bool found = false;
+    *err = UC_ERR_OK;
+    while (off < size && *err == UC_ERR_OK) {
+        bool io;
+        size_t len = nub_emu_x86_insn_len(hv->tb_buf + off, size - off, &io);
+        if (len == 0)
+            break;
+        off += (uint32_t)len;
+        found |= io;
+        if (io && install)
+            *err = add_stop_hook(hv, start + off, 1);
+    }
+    if (*err != UC_ERR_OK || off == size || !nub_emu_x86_may_have_io(hv->tb_buf + off, size - off))
+        return found;
+    if (install)
+        *err = add_stop_hook(hv, start + off, size - off);
+    return true;
+}
+
+/* Does the TB at addr (size bytes) need stop hooks? */
+static bool tb_needs_hooks(struct nub_hv *hv, uint64_t addr, uint32_t size)
+{
+    uc_err err;
     if (size > EMU_TB_BUF)
         return true;
     if (uc_mem_read(hv->uc, addr, hv->tb_buf, size) != UC_ERR_OK)
         return false; /* cannot be executed either: the fetch will fault */
-    return nub_emu_x86_may_have_io(hv->tb_buf, size);
+    return nub_emu_x86_may_have_io(hv->tb_buf, size) && tb_scan(hv, addr, size, false, &err);
 }
 
 /* Runs before any instruction of the TB; a stop requested here happens before it. */
@@ -330,7 +376,7 @@ static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
     const struct emu_slot *s = map_find(&hv->tbs, addr);
     if (s->used && s->val == size)
         return;
-    if (!tb_may_have_io(hv, addr, size)) {
+    if (!tb_needs_hooks(hv, addr, size)) {
         (void)map_put(&hv->tbs, addr, size); /* on failure: looked at again next time */
         return;
     }
@@ -340,64 +386,25 @@ static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
     uc_emu_stop(uc);
 }
 
-/* ---- instrumenting TBs that hold port I/O -------------------------------- */
-
-/* A UC_HOOK_CODE stop point over [begin, begin + len), once per begin. */
-static uc_err add_stop_hook(struct nub_hv *hv, uint64_t begin, uint32_t len)
-{
-    const struct emu_slot *s = map_find(&hv->hooks, begin);
-    if (s->used && s->val >= len)
-        return UC_ERR_OK;
-    uc_hook h;
-    uc_err err = uc_hook_add(hv->uc, &h, UC_HOOK_CODE, (void *)hook_stop, hv, begin,
-                             begin + len - 1);
-    if (err != UC_ERR_OK)
-        return err;
-    return map_put(&hv->hooks, begin, len) == 0 ? UC_ERR_OK : UC_ERR_NOMEM;
-}
-
-/* Decode the TB; returns the offset where decoding stopped (== size when all of it). */
-static uint32_t stop_after_io(struct nub_hv *hv, uint64_t start, uint32_t size, uc_err *err)
-{
-    uint32_t off = 0;
-    *err = UC_ERR_OK;
-    while (off < size) {
-        bool io;
-        size_t len = nub_emu_x86_insn_len(hv->tb_buf + off, size - off, &io);
-        if (len == 0)
-            break;
-        off += (uint32_t)len;
-        if (io && (*err = add_stop_hook(hv, start + off, 1)) != UC_ERR_OK)
-            break;
-    }
-    return off;
-}
-
 /*
  * Put stop hooks after each IN/OUT of the TB at hv->tb_start, drop the TB
- * so it is translated again with them, and remember it. Where the decoder
- * gives up and I/O opcode bytes remain, every instruction of the rest gets
- * a stop check instead.
+ * so it is translated again with them, and remember it. A TB too large to
+ * decode gets a stop check on every instruction.
  */
 static uc_err instrument_tb(struct nub_hv *hv)
 {
     uint64_t start = hv->tb_start;
-    uint32_t size = hv->tb_size, off = 0;
+    uint32_t size = hv->tb_size;
     uc_err err = UC_ERR_OK;
-    if (size <= EMU_TB_BUF) {
-        if ((err = uc_mem_read(hv->uc, start, hv->tb_buf, size)) != UC_ERR_OK)
-            return err;
-        off = stop_after_io(hv, start, size, &err);
-        if (err != UC_ERR_OK)
-            return err;
-    }
-    if (off < size && (size > EMU_TB_BUF || nub_emu_x86_may_have_io(hv->tb_buf + off, size - off)))
-        err = add_stop_hook(hv, start + off, size - off);
-    if (err != UC_ERR_OK)
-        return err;
-    if ((err = uc_ctl_remove_cache(hv->uc, start, start + size)) != UC_ERR_OK)
-        return err;
-    return map_put(&hv->tbs, start, size) == 0 ? UC_ERR_OK : UC_ERR_NOMEM;
+    if (size > EMU_TB_BUF)
+        err = add_stop_hook(hv, start, size);
+    else if ((err = uc_mem_read(hv->uc, start, hv->tb_buf, size)) == UC_ERR_OK)
+        (void)tb_scan(hv, start, size, true, &err);
+    if (err == UC_ERR_OK)
+        err = uc_ctl_remove_cache(hv->uc, start, start + size);
+    if (err == UC_ERR_OK && map_put(&hv->tbs, start, size) != 0)
+        err = UC_ERR_NOMEM;
+    return err;
 }
 
 /* ---- run ---------------------------------------------------------------- */
@@ -423,12 +430,12 @@ static nub_status finish_plain(struct nub_hv *hv, uc_err err, struct nub_hv_exit
     }
     if (err != UC_ERR_OK)
         return exit_internal(hv, e, "emulation failed", err);
-    if (atomic_load_explicit(&hv->cancel, memory_order_relaxed)) {
-        exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
+    if (stopped_after_hlt(hv)) { /* before the flag: a pending interrupt still cancels the next run */
+        exit_reset(e, NUB_HV_EXIT_HALT, hv->rip);
         return NUB_OK;
     }
-    if (stopped_after_hlt(hv)) {
-        exit_reset(e, NUB_HV_EXIT_HALT, hv->rip);
+    if (atomic_load_explicit(&hv->cancel, memory_order_relaxed)) {
+        exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
         return NUB_OK;
     }
     return exit_internal(hv, e, "emulation stopped for no known reason", UC_ERR_OK);
@@ -469,7 +476,8 @@ static nub_status finish(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
 
 static nub_status emu_run(struct nub_hv *hv, struct nub_hv_exit *e)
 {
-    for (;;) {
+    uint64_t last_tb = 0;
+    for (unsigned same = 0;;) {
         if (atomic_load_explicit(&hv->cancel, memory_order_acquire)) {
             exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
             return NUB_OK;
@@ -481,6 +489,10 @@ static nub_status emu_run(struct nub_hv *hv, struct nub_hv_exit *e)
             return exit_internal(hv, e, "reading rip", rerr);
         if (hv->pend != PEND_TB)
             return finish(hv, err, e);
+        same = hv->tb_start == last_tb ? same + 1 : 0;
+        last_tb = hv->tb_start;
+        if (same > EMU_MAX_RESTARTS)
+            return exit_internal(hv, e, "a translated block keeps changing", UC_ERR_OK);
         if ((err = instrument_tb(hv)) != UC_ERR_OK)
             return exit_internal(hv, e, "instrumenting a translated block", err);
     }
