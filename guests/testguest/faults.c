@@ -161,6 +161,21 @@ static uint32_t tg_huge_payload_len(const uint8_t *in, size_t in_len, struct nub
     nub_halt();
 }
 
+static uint32_t tg_bogus_backptr(const uint8_t *in, size_t in_len, struct nub_reply *r)
+{
+    (void)in;
+    (void)in_len;
+    (void)r;
+    uint64_t size, sp;
+    uint8_t *out = output_buffer(&size);
+    if (nub_wire_sp(out, size, &sp) != NUB_WIRE_OK || size - sp < 64)
+        nub_panic("bogus_backptr: output buffer unusable");
+    /* A valid-looking stack pointer whose back-pointer points past itself. */
+    nub_store_le64(out + sp + 48, sp + 4096);
+    nub_store_le64(out, sp + 56);
+    nub_halt();
+}
+
 static uint32_t tg_triple_fault(const uint8_t *in, size_t in_len, struct nub_reply *r)
 {
     (void)in;
@@ -212,6 +227,7 @@ void nub_tg_register_faults(void)
         {NUB_TG_FN_BAD_OUTPUT_SP, tg_bad_output_sp},
         {NUB_TG_FN_HUGE_PAYLOAD_LEN, tg_huge_payload_len},
         {NUB_TG_FN_TRIPLE_FAULT, tg_triple_fault},
+        {NUB_TG_FN_BOGUS_BACKPTR, tg_bogus_backptr},
         {NUB_TG_FN_PORT_IN, tg_port_in},
         {NUB_TG_FN_DOUBLE_FREE, tg_double_free},
     };

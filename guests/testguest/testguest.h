@@ -105,6 +105,8 @@
 /* in: u32 host fn_id, u32 count. Calls that host function `count` times
  * with an empty payload. out: empty. (For measuring host-call cost.) */
 #define NUB_TG_FN_HOST_CALL_LOOP 35u
+/* Publishes an output stack whose back-pointer lies past the stack pointer, then OUT HALT. */
+#define NUB_TG_FN_BOGUS_BACKPTR 36u
 
 /* Environment as the guest saw it (NUB_TG_FN_INFO). */
 struct nub_tg_info {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../../guests/testguest/testguest.h"
+#include "../../host/internal.h"
 #include "harness.h"
 #include "nub/abi.h"
 
@@ -33,6 +34,7 @@ static const struct hostile_case poisoning[] = {
     {"garbage over the output buffer", NUB_TG_FN_TRASH_OUTPUT, NUB_E_PROTOCOL, 0, "stack pointer"},
     {"output stack pointer overwritten", NUB_TG_FN_BAD_OUTPUT_SP, NUB_E_PROTOCOL, 0, "stack pointer out of range"},
     {"payload length near UINT64_MAX", NUB_TG_FN_HUGE_PAYLOAD_LEN, NUB_E_PROTOCOL, 0, "lengths"},
+    {"bogus back-pointer", NUB_TG_FN_BOGUS_BACKPTR, NUB_E_PROTOCOL, 0, "back-pointer"},
     {"double free", NUB_TG_FN_DOUBLE_FREE, NUB_E_GUEST_ABORT, 0, NULL},
 };
 
@@ -60,6 +62,26 @@ static void expect_poisoned(nub_sandbox *sb)
     cr_assert_eq(nub_sandbox_last_error(sb)->code, NUB_E_POISONED);
 }
 
+/* After a failure nothing of the failed call is left in the I/O buffers or the abort record. */
+static void expect_cleared(const nub_sandbox *sb)
+{
+    const struct nub_layout *l = &sb->lay;
+    const uint8_t *in = sb->scratch + l->input_off, *out = sb->scratch + l->output_off;
+    const struct nub_scratch_top *top = (const void *)(sb->scratch + l->top_off);
+    uint64_t sp;
+    memcpy(&sp, in, 8);
+    cr_assert_eq(sp, NUB_WIRE_EMPTY_SP, "input stack reset");
+    memcpy(&sp, out, 8);
+    cr_assert_eq(sp, NUB_WIRE_EMPTY_SP, "output stack reset");
+    for (uint64_t i = 8; i < l->input_size; i++)
+        cr_assert_eq(in[i], 0, "input byte %llu left behind", (unsigned long long)i);
+    for (uint64_t i = 8; i < l->output_size; i++)
+        cr_assert_eq(out[i], 0, "output byte %llu left behind", (unsigned long long)i);
+    const uint8_t *rec = (const uint8_t *)&top->abort_rec;
+    for (size_t i = 0; i < sizeof top->abort_rec; i++)
+        cr_assert_eq(rec[i], 0, "abort record byte %zu left behind", i);
+}
+
 static void run_case(enum nub_backend backend, const struct hostile_case *c, nub_sandbox *witness)
 {
     struct nub_config cfg = test_config(backend);
@@ -78,6 +100,7 @@ static void run_case(enum nub_backend backend, const struct hostile_case *c, nub
     if (c->needle)
         cr_assert(strstr(e->message, c->needle) != NULL, "%s: message '%s' lacks '%s'", c->name,
                   e->message, c->needle);
+    expect_cleared(sb);
     expect_poisoned(sb);
     nub_sandbox_destroy(sb);
     witness_check(witness);
@@ -137,6 +160,7 @@ BACKEND_TEST(hostile, abort_messages_whole_and_truncated)
     cr_assert_eq(e->abort_code, NUB_TG_ABORT_CODE);
     cr_assert(!e->truncated);
     cr_assert(memmem(e->message, strlen(e->message), msg, NUB_ABORT_MSG_MAX) != NULL, "1 KiB message kept whole");
+    expect_cleared(sb);
     expect_poisoned(sb);
     nub_sandbox_destroy(sb);
 
