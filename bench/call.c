@@ -7,43 +7,9 @@
 #include "../guests/testguest/testguest.h"
 #include "../host/internal.h"
 #include "nub/nub.h"
-
-#ifndef NUB_GUEST_DIR_DEFAULT
-#define NUB_GUEST_DIR_DEFAULT "build/guests"
-#endif
+#include "bench.h"
 
 #define HOST_FN_EMPTY 1u
-
-struct stats {
-    double p50, p99;
-};
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static struct stats summarize(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return (struct stats){v[n / 2], v[(n * 99) / 100]};
-}
-
-static const char *guest(const char *name)
-{
-    static char path[512];
-    const char *dir = getenv("NUB_GUEST_DIR");
-    snprintf(path, sizeof path, "%s/%s.elf", dir ? dir : NUB_GUEST_DIR_DEFAULT, name);
-    return path;
-}
 
 static int host_empty(void *ctx, struct nub_host_call *call)
 {
@@ -63,7 +29,7 @@ static nub_sandbox *make(const char *name, const struct nub_config *cfg)
 {
     struct nub_error err;
     nub_sandbox *sb = NULL;
-    nub_status rc = nub_sandbox_new_from_file(guest(name), NULL, cfg, &sb, &err);
+    nub_status rc = nub_sandbox_new_from_file(bench_guest(name), NULL, cfg, &sb, &err);
     if (rc != NUB_OK)
         die("create", rc, NULL, &err);
     if (strcmp(name, "testguest") == 0)
@@ -74,82 +40,79 @@ static nub_sandbox *make(const char *name, const struct nub_config *cfg)
 }
 
 /* p50/p99 of echo calls with `size` bytes. */
-static struct stats bench_echo(nub_sandbox *sb, size_t size, size_t iters, double *v)
+static struct bench_stats bench_echo(nub_sandbox *sb, size_t size, size_t iters, double *v)
 {
     static uint8_t in[8192], out[8192];
     size_t len;
     for (size_t i = 0; i < iters / 10; i++)
         nub_call_into(sb, NUB_TG_FN_ECHO, in, size, out, sizeof out, &len);
     for (size_t i = 0; i < iters; i++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         nub_status rc = nub_call_into(sb, NUB_TG_FN_ECHO, in, size, out, sizeof out, &len);
-        v[i] = now_ns() - t0;
+        v[i] = bench_now_ns() - t0;
         if (rc != NUB_OK)
             die("echo", rc, sb, NULL);
     }
-    return summarize(v, iters);
+    return bench_summarize(v, iters);
 }
 
 /* Marginal cost of one host call: a call making `k` host calls minus one making none, over k. */
-static struct stats bench_host_call(nub_sandbox *sb, size_t iters, double *v)
+static struct bench_stats bench_host_call(nub_sandbox *sb, size_t iters, double *v)
 {
     const uint32_t k = 64;
     uint32_t req0[2] = {HOST_FN_EMPTY, 0}, reqk[2] = {HOST_FN_EMPTY, k};
     size_t len;
     uint8_t out[16];
     for (size_t i = 0; i < iters; i++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         nub_status rc = nub_call_into(sb, NUB_TG_FN_HOST_CALL_LOOP, reqk, sizeof reqk, out, sizeof out, &len);
-        double t1 = now_ns();
+        double t1 = bench_now_ns();
         rc |= nub_call_into(sb, NUB_TG_FN_HOST_CALL_LOOP, req0, sizeof req0, out, sizeof out, &len);
-        double t2 = now_ns();
+        double t2 = bench_now_ns();
         if (rc != NUB_OK)
             die("host call loop", rc, sb, NULL);
         v[i] = ((t1 - t0) - (t2 - t1)) / k;
     }
-    return summarize(v, iters);
+    return bench_summarize(v, iters);
 }
 
 /* The bare backend round trip: enter the bare guest's dispatch, which only signals halt. */
-static struct stats bench_bare(nub_sandbox *sb, size_t iters, double *v)
+static struct bench_stats bench_bare(nub_sandbox *sb, size_t iters, double *v)
 {
     for (size_t i = 0; i < iters; i++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         nub_status rc = nub_run_guest(sb, sb->dispatch_gva);
-        v[i] = now_ns() - t0;
+        v[i] = bench_now_ns() - t0;
         if (rc != NUB_OK)
             die("bare run", rc, sb, NULL);
     }
-    return summarize(v, iters);
+    return bench_summarize(v, iters);
 }
 
 static double bench_create_us(const struct nub_config *cfg, size_t n, double *v)
 {
     for (size_t i = 0; i < n; i++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         nub_sandbox *sb = make("testguest", cfg);
-        v[i] = (now_ns() - t0) / 1e3;
+        v[i] = (bench_now_ns() - t0) / 1e3;
         nub_sandbox_destroy(sb);
     }
-    return summarize(v, n).p50;
+    return bench_summarize(v, n).p50;
 }
 
 int main(int argc, char **argv)
 {
     struct nub_config cfg;
     nub_config_default(&cfg);
-    if (argc > 1 && strcmp(argv[1], "kvm") == 0)
-        cfg.backend = NUB_BACKEND_KVM;
-    else if (argc > 1 && strcmp(argv[1], "emu") == 0)
-        cfg.backend = NUB_BACKEND_EMU;
+    bench_backend_arg(argc, argv, &cfg);
     size_t iters = argc > 2 ? (size_t)atol(argv[2]) : 20000;
     double *v = calloc(iters > 100 ? iters : 100, sizeof *v);
     nub_sandbox *tg = make("testguest", &cfg), *bare = make("bare", &cfg);
     fprintf(stderr, "bench/call: %s backend, %zu iterations\n", nub_backend_name(nub_sandbox_backend(tg)), iters);
-    struct stats bare_s = bench_bare(bare, iters, v);
-    struct stats e0 = bench_echo(tg, 0, iters, v);
-    struct stats e4k = bench_echo(tg, 4096, iters, v);
-    struct stats hc = bench_host_call(tg, iters / 4 ? iters / 4 : 1, v);
+    struct bench_stats bare_s = bench_bare(bare, iters, v);
+    struct bench_stats e0 = bench_echo(tg, 0, iters, v);
+    struct bench_stats e4k = bench_echo(tg, 4096, iters, v);
+    struct bench_stats hc = bench_host_call(tg, iters / 4 ? iters / 4 : 1, v);
     double create_us = bench_create_us(&cfg, 50, v);
     printf("{\"backend\": \"%s\", \"iterations\": %zu, "
            "\"bare_ns\": {\"p50\": %.0f, \"p99\": %.0f}, "

@@ -9,10 +9,7 @@
 
 #include "../guests/testguest/testguest.h"
 #include "nub/nub.h"
-
-#ifndef NUB_GUEST_DIR_DEFAULT
-#define NUB_GUEST_DIR_DEFAULT "build/guests"
-#endif
+#include "bench.h"
 
 struct spinner {
     nub_sandbox *sb;
@@ -21,24 +18,9 @@ struct spinner {
     nub_status rc;
 };
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static nub_sandbox *make(const struct nub_config *cfg)
 {
-    char path[512];
-    const char *dir = getenv("NUB_GUEST_DIR");
-    snprintf(path, sizeof path, "%s/testguest.elf", dir ? dir : NUB_GUEST_DIR_DEFAULT);
+    const char *path = bench_guest("testguest");
     struct nub_error err;
     nub_sandbox *sb = NULL;
     nub_status rc = nub_sandbox_new_from_file(path, NULL, cfg, &sb, &err);
@@ -58,7 +40,7 @@ static void *spin(void *p)
     size_t len = 0;
     atomic_store(&s->started, 1);
     s->rc = nub_call(s->sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len);
-    s->returned_ns = now_ns();
+    s->returned_ns = bench_now_ns();
     return NULL;
 }
 
@@ -71,7 +53,7 @@ static double one_interrupt(const struct nub_config *cfg)
     while (!atomic_load(&s.started))
         ;
     usleep(2000);
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     nub_interrupt(s.sb);
     pthread_join(th, NULL);
     if (s.rc != NUB_E_CANCELLED) {
@@ -89,9 +71,9 @@ static double one_timeout(struct nub_config cfg)
     nub_sandbox *sb = make(&cfg);
     uint8_t *out = NULL;
     size_t len = 0;
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     nub_status rc = nub_call(sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len);
-    double t1 = now_ns();
+    double t1 = bench_now_ns();
     if (rc != NUB_E_TIMEOUT) {
         fprintf(stderr, "bench/cancel: expected NUB_E_TIMEOUT, got %s\n", nub_strerror(rc));
         exit(1);
@@ -104,10 +86,7 @@ int main(int argc, char **argv)
 {
     struct nub_config cfg;
     nub_config_default(&cfg);
-    if (argc > 1 && strcmp(argv[1], "kvm") == 0)
-        cfg.backend = NUB_BACKEND_KVM;
-    else if (argc > 1 && strcmp(argv[1], "emu") == 0)
-        cfg.backend = NUB_BACKEND_EMU;
+    bench_backend_arg(argc, argv, &cfg);
     size_t n = argc > 2 ? (size_t)atol(argv[2]) : 200;
     if (n < 1)
         n = 1;
@@ -120,13 +99,11 @@ int main(int argc, char **argv)
         lat[i] = one_interrupt(&cfg);
         over[i] = one_timeout(cfg);
     }
-    qsort(lat, n, sizeof *lat, cmp_double);
-    qsort(over, n, sizeof *over, cmp_double);
+    struct bench_stats l = bench_summarize(lat, n), o = bench_summarize(over, n);
     printf("{\"backend\": \"%s\", \"iterations\": %zu, "
            "\"interrupt_to_return_us\": {\"p50\": %.1f, \"p99\": %.1f}, "
            "\"timeout_overshoot_us\": {\"p50\": %.1f, \"p99\": %.1f}}\n",
-           backend, n, lat[n / 2] / 1e3, lat[(n * 99) / 100] / 1e3, over[n / 2] / 1e3,
-           over[(n * 99) / 100] / 1e3);
+           backend, n, l.p50 / 1e3, l.p99 / 1e3, o.p50 / 1e3, o.p99 / 1e3);
     free(lat);
     free(over);
     return 0;
