@@ -1,6 +1,7 @@
 # nub build: host library, guest SDK, guests, CLI, tests and benchmarks (GNU Make).
 #
-# Targets: all (default), test, unit, bench, install, clean.
+# Targets: all (default: libraries, guests, CLI), test (unit + integration + ASan build),
+# unit, integration, asan, bench, install, clean.
 # common/ sources are compiled twice: with host flags into libnub and with
 # freestanding guest flags into libnubguest.
 
@@ -44,7 +45,9 @@ LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
 .PHONY: all test unit integration asan asan-build bench install clean
-all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(B)/nub.pc
+# `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
+# also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
+all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc
 
 $(B)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -117,10 +120,10 @@ asan-build:
 asan: asan-build
 	@tests/run.sh $(ASAN_BIN)
 
-test: all asan-build
+test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build
 	@tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
 
-bench: $(BENCH_BIN)
+bench: all $(BENCH_BIN)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/nub $(DESTDIR)$(PREFIX)/lib/pkgconfig
