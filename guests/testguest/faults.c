@@ -176,6 +176,31 @@ static uint32_t tg_bogus_backptr(const uint8_t *in, size_t in_len, struct nub_re
     nub_halt();
 }
 
+/* GVA of a snapshot-region GPA (where the page tables live). */
+static volatile uint64_t *table_at(uint64_t gpa)
+{
+    return (volatile uint64_t *)(uintptr_t)(NUB_KERNEL_BASE + (gpa - NUB_BASE_GPA));
+}
+
+static uint32_t tg_mmio(const uint8_t *in, size_t in_len, struct nub_reply *r)
+{
+    (void)in;
+    (void)in_len;
+    uint64_t cr3, gva = nub_peb()->stack_gva - NUB_PAGE_SIZE; /* the unmapped guard page */
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    uint64_t table = cr3 & 0x000ffffffffff000ull;
+    for (int shift = 39; shift > 12; shift -= 9) {
+        uint64_t e = table_at(table)[(gva >> shift) & 511];
+        if (!(e & 1) || (e & 0x80))
+            return nub_reply_error(r, NUB_STATUS_GUEST_ERROR, "mmio: no page table for the guard page");
+        table = e & 0x000ffffffffff000ull;
+    }
+    /* Point the guard page at guest-physical 1 GiB, which no region backs. */
+    table_at(table)[(gva >> 12) & 511] = 0x40000000ull | 0x3ull | (1ull << 63);
+    __asm__ volatile("invlpg (%0)" : : "r"(gva) : "memory");
+    return *(volatile uint32_t *)(uintptr_t)gva;
+}
+
 static uint32_t tg_triple_fault(const uint8_t *in, size_t in_len, struct nub_reply *r)
 {
     (void)in;
@@ -228,6 +253,7 @@ void nub_tg_register_faults(void)
         {NUB_TG_FN_HUGE_PAYLOAD_LEN, tg_huge_payload_len},
         {NUB_TG_FN_TRIPLE_FAULT, tg_triple_fault},
         {NUB_TG_FN_BOGUS_BACKPTR, tg_bogus_backptr},
+        {NUB_TG_FN_MMIO, tg_mmio},
         {NUB_TG_FN_PORT_IN, tg_port_in},
         {NUB_TG_FN_DOUBLE_FREE, tg_double_free},
     };

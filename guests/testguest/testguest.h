@@ -84,9 +84,11 @@
  * (status NUB_STATUS_OK), followed by the host's error message bytes. */
 #define NUB_TG_FN_MISSING_HOST_FN 28u
 #define NUB_TG_MISSING_HOST_FN 0xdeadu
-/* (29, an MMIO access, is not provided: every guest-virtual address the
- * host maps is backed by memory, so a guest cannot reach an unbacked
- * guest-physical address.) */
+/* Edits its live page tables so the guard page below the stack maps
+ * guest-physical 1 GiB (backed by no region), then reads it: an MMIO access
+ * on kvm (protocol violation). The emu backend maps memory once at creation
+ * and ignores later page-table edits, so there the read is a page fault. */
+#define NUB_TG_FN_MMIO 29u
 /* in: u32 host fn_id, then bytes. Reserves a reply holding the bytes,
  * logs at INFO, calls the host function with the bytes, then appends the
  * host's payload: out = bytes ++ host payload. Exercises host calls and

@@ -299,3 +299,27 @@ BACKEND_TEST(hostile, second_concurrent_call_is_busy)
     cr_assert_eq(a.rc, NUB_E_CANCELLED);
     nub_sandbox_destroy(sb);
 }
+
+BACKEND_TEST(hostile, mmio_access)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *witness = witness_new(backend);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    nub_status rc = nub_call(sb, NUB_TG_FN_MMIO, NULL, 0, &out, &len);
+    const struct nub_error *e = nub_sandbox_last_error(sb);
+    if (backend == NUB_BACKEND_KVM) {
+        cr_assert_eq(rc, NUB_E_PROTOCOL, "%s", e->message);
+        cr_assert(strstr(e->message, "MMIO access to 0x40000000") != NULL, "%s", e->message);
+    } else {
+        /* emu ignores the guest's page-table edit (docs/backends.md): the guard page faults. */
+        cr_assert_eq(rc, NUB_E_GUEST_FAULT, "%s", e->message);
+        cr_assert_eq(e->vector, 14);
+    }
+    expect_cleared(sb);
+    expect_poisoned(sb);
+    nub_sandbox_destroy(sb);
+    witness_check(witness);
+    nub_sandbox_destroy(witness);
+}
