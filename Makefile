@@ -115,7 +115,7 @@ integration: $(INTEG_BIN) $(GUEST_ELFS)
 
 asan-build:
 	@$(MAKE) --no-print-directory B=$(ASAN_B) EXTRA_CFLAGS='$(ASAN_FLAGS)' \
-	  $(ASAN_BIN) $(GUEST_ELFS:$(B)/%=$(ASAN_B)/%)
+	  $(ASAN_BIN) $(ASAN_B)/nub $(GUEST_ELFS:$(B)/%=$(ASAN_B)/%)
 
 asan: asan-build
 	@tests/run.sh $(ASAN_BIN)
@@ -133,7 +133,7 @@ install: all
 	ln -sf libnub.so.0 $(DESTDIR)$(PREFIX)/lib/libnub.so
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nub
 	install -m 755 $(B)/nub $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 guest/nub.ld $(DESTDIR)$(PREFIX)/share/nub/
+	install -m 644 guest/nub.ld $(GUEST_ELFS) $(DESTDIR)$(PREFIX)/share/nub/
 	install -m 644 include/nub/*.h $(DESTDIR)$(PREFIX)/include/nub/
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/nub.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nub.pc
 

@@ -301,6 +301,7 @@ static nub_status enter(nub_sandbox *sb, enum nub_sb_state want)
 /* Run from rip with cancellation and timeout set up; poison on failure. */
 static nub_status run_once(nub_sandbox *sb, uint64_t rip)
 {
+    sb->cache_state = NUB_CACHE_UNCHECKED; /* the guest may rewrite its cache directory */
     atomic_store(&sb->timed_out, false);
     sb->ops->clear_interrupt(sb->hv);
     if (sb->counter_taken)
@@ -409,6 +410,7 @@ static nub_status do_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_
     nub_status rc = enter(sb, NUB_SB_READY);
     if (rc != NUB_OK)
         return rc;
+    sb->calls++;
     nub_err_clear(&sb->last);
     rc = call_start(sb, fn_id, in, in_len);
     if (rc == NUB_OK)

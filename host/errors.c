@@ -30,6 +30,7 @@ const char *nub_strerror(nub_status code)
     case NUB_E_OVERFLOW: return "NUB_E_OVERFLOW: counter overflow or underflow";
     case NUB_E_CAP_REJECTED: return "NUB_E_CAP_REJECTED: guest rejected the cap";
     case NUB_E_CAP_MISMATCH: return "NUB_E_CAP_MISMATCH: guest cap hash differs from the claimed hash";
+    case NUB_E_NOT_FOUND: return "NUB_E_NOT_FOUND: no such cap or cache directory";
     default: return "NUB_E_UNKNOWN: unknown status code";
     }
 }

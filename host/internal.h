@@ -11,6 +11,7 @@
 
 #include "hv/hv.h"
 #include "nub/abi.h"
+#include "nub/cdir.h"
 #include "nub/nub.h"
 
 /* ---- Errors (errors.c) ------------------------------------------------- */
@@ -168,6 +169,11 @@ struct nub_sandbox {
     /* console text from the print port, flushed at newline or when full */
     size_t print_len;
     char print_buf[256];
+    /* calls that entered the guest through do_call (nub_sandbox_call_count) */
+    uint64_t calls;
+    /* cache reader (cache.c): enum nub_cache_state, reset by every guest run */
+    uint8_t cache_state;
+    struct nub_cdir_view cache_dir; /* valid while cache_state == NUB_CACHE_READY */
 };
 
 /* Run the guest from (rip, rsp) until it halts, servicing ports. Used by
@@ -186,5 +192,47 @@ void nub_watchdog_stop(nub_sandbox *sb);
 /* Forward a host-library log line (no-op unless logging is configured). */
 void nub_log_host(const nub_sandbox *sb, uint32_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- Cap cache reader (cache.c) --------------------------------------- */
+
+/* What the reader knows about the guest's cache directory (sb->cache_state). */
+enum nub_cache_state {
+    NUB_CACHE_UNCHECKED = 0, /* the guest ran since the last look: locate it again */
+    NUB_CACHE_READY = 1,     /* sb->cache_dir holds a validated header */
+    NUB_CACHE_NONE = 2,      /* the guest published no directory */
+    NUB_CACHE_BAD = 3,       /* inconsistent: every cap is absent until the guest runs again */
+};
+
+/* nub_cache_locate() result when the guest published no directory (boot_info_gva == 0). */
+#define NUB_CACHE_LOCATE_NONE 1
+
+/*
+ * Find and validate the cache directory published by a guest, reading only
+ * the `snap_size` bytes at `snap` (the host mapping of the snapshot region:
+ * GVA = NUB_KERNEL_BASE + offset), all of it hostile: the PEB at peb_off,
+ * its boot_info_gva, the boot info (magic, version), the directory range
+ * and header (nub_cdir_open). A GVA is translated only when the whole
+ * range lies inside the region. Returns NUB_CDIR_OK with *v filled,
+ * NUB_CACHE_LOCATE_NONE, or NUB_CDIR_E_CORRUPT with a static reason in *why.
+ * A pure function over bytes, so unit tests can feed it corrupted memory.
+ */
+int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
+                     struct nub_cdir_view *v, const char **why);
+
+/*
+ * Look `hash` up in the guest's directory on behalf of a caller that has
+ * claimed the sandbox (sb->busy) and checked that it is ready. Returns 1
+ * with the stored encoding in *data and *len (either may be NULL), or 0 when absent
+ * or when the directory is missing or inconsistent (logged once per guest
+ * run through the sandbox's log callback).
+ */
+int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+                             const uint8_t **data, uint64_t *len);
+
+/* Claim the sandbox for a host-side read of guest memory: NUB_E_BUSY while
+ * a call runs, NUB_E_POISONED / NUB_E_STATE (recorded in sb->last) unless
+ * it is ready. Release with nub_cache_release(). */
+nub_status nub_cache_claim(nub_sandbox *sb);
+void nub_cache_release(nub_sandbox *sb);
 
 #endif /* NUB_HOST_INTERNAL_H */

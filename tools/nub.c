@@ -1,10 +1,12 @@
-/* The nub command-line tool: run a guest function, report which backends work here. */
+/* The nub command-line tool: run a guest function, report which backends work here, hash and publish caps. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nub/abi.h"
+#include "nub/cap.h"
 #include "nub/nub.h"
 
 struct run_opts {
@@ -23,10 +25,18 @@ static void usage(FILE *f)
             "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
             "               [--backend auto|kvm|emu] [--verbose]\n"
             "       nub info\n"
+            "       nub caps hash FILE...\n"
+            "       nub caps put [--kernel NUBK.elf] [--backend auto|kvm|emu] FILE...\n"
             "\n"
             "run   create a sandbox from GUEST.elf, evolve it, call FN_ID with the input\n"
             "      and print the result: as text when it is printable, else as hex.\n"
-            "info  print which backends are usable here, and why not.\n");
+            "info  print which backends are usable here, and why not.\n"
+            "caps hash  print the cap hash of each FILE taken as a DATA cap, computed on\n"
+            "      the host, as 'HASH  FILE' lines.\n"
+            "caps put   create a nubk sandbox sized for the FILEs, publish each as a DATA\n"
+            "      cap and print the hash the guest computed, in the same format. The\n"
+            "      kernel is --kernel, else $NUB_NUBK, else guests/nubk.elf or\n"
+            "      ../share/nub/nubk.elf next to this program.\n");
 }
 
 static int hex_val(char c)
@@ -262,10 +272,163 @@ static int do_info(void)
     return 0;
 }
 
+/* ---- caps ----------------------------------------------------------------- */
+
+/* One FILE argument of `nub caps`: its DATA cap encoding. */
+struct cap_file {
+    const char *path;
+    uint8_t *enc; /* NULL when the file could not be read or encoded */
+    size_t len;
+};
+
+static void print_hash(const uint8_t hash[NUB_CAP_HASH_LEN], const char *path)
+{
+    for (size_t i = 0; i < NUB_CAP_HASH_LEN; i++)
+        printf("%02x", hash[i]);
+    printf("  %s\n", path);
+}
+
+/* Read `path` and encode it as a DATA cap; 0 or -1 (reported). */
+static int load_cap_file(struct cap_file *f)
+{
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    struct nub_cap c;
+    f->enc = NULL;
+    if (read_all(f->path, &bytes, &n) != 0) {
+        fprintf(stderr, "nub: cannot read %s: %s\n", f->path, strerror(errno));
+        return -1;
+    }
+    nub_cap_data(&c, bytes, n);
+    int rc = nub_cap_encoded_len(&c, &f->len);
+    if (rc == NUB_CAP_OK && (f->enc = malloc(f->len ? f->len : 1)) != NULL)
+        rc = nub_cap_encode(&c, f->enc, f->len, &f->len);
+    free(bytes);
+    if (rc != NUB_CAP_OK || f->enc == NULL) {
+        fprintf(stderr, "nub: %s: cannot encode as a DATA cap: %s\n", f->path,
+                f->enc ? nub_cap_strerror(rc) : "out of memory");
+        free(f->enc);
+        f->enc = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Path of the nubk kernel (see usage); writes into buf. */
+static const char *nubk_path(const char *opt, char *buf, size_t cap)
+{
+    char exe[4096];
+    if (opt != NULL)
+        return opt;
+    if (getenv("NUB_NUBK") != NULL)
+        return getenv("NUB_NUBK");
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return "nubk.elf";
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    *slash = '\0';
+    snprintf(buf, cap, "%s/guests/nubk.elf", exe);
+    if (access(buf, R_OK) != 0)
+        snprintf(buf, cap, "%s/../share/nub/nubk.elf", exe);
+    return buf;
+}
+
+/* A ready nubk sandbox whose directory and buffers fit `files`. */
+static nub_sandbox *caps_sandbox(const char *kernel, const char *backend, const struct cap_file *files,
+                                 size_t nfiles)
+{
+    struct nub_config cfg;
+    struct nub_nubk_config kcfg;
+    struct nub_init_data init;
+    struct nub_error err;
+    nub_sandbox *sb = NULL;
+    uint64_t capacity = NUB_CDIR_MIN_CAPACITY, arena = 4096, max_len = 64;
+    nub_config_default(&cfg);
+    if (backend && parse_backend(backend, &cfg.backend) != 0) {
+        fprintf(stderr, "nub: unknown backend '%s' (auto, kvm or emu)\n", backend);
+        return NULL;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        arena += files[i].len;
+        max_len = files[i].len > max_len ? files[i].len : max_len;
+    }
+    while (NUB_CDIR_MAX_ENTRIES(capacity) < nfiles)
+        capacity *= 2;
+    cfg.max_guest_log_level = NUB_LOG_LEVEL_WARN;
+    nub_status rc = nub_nubk_setup(&cfg, &init, &kcfg, capacity, arena, max_len);
+    if (rc == NUB_OK)
+        rc = nub_sandbox_new_from_file(kernel, &init, &cfg, &sb, &err);
+    if (rc != NUB_OK) {
+        fail("creating the nubk sandbox", rc, rc == NUB_E_INVALID ? NULL : &err);
+        return NULL;
+    }
+    nub_sandbox_set_log(sb, log_to_stderr, NULL);
+    if ((rc = nub_sandbox_evolve(sb)) != NUB_OK) {
+        fail("nubk init", rc, nub_sandbox_last_error(sb));
+        nub_sandbox_destroy(sb);
+        return NULL;
+    }
+    return sb;
+}
+
+static int do_caps(int argc, char **argv)
+{
+    const char *kernel = NULL, *backend = NULL;
+    int put = argc >= 3 && strcmp(argv[2], "put") == 0, status = 0;
+    if (argc < 3 || (!put && strcmp(argv[2], "hash") != 0)) {
+        usage(stderr);
+        return 2;
+    }
+    struct cap_file *files = calloc((size_t)argc, sizeof *files);
+    size_t n = 0;
+    for (int i = 3; i < argc; i++) {
+        if (put && strcmp(argv[i], "--kernel") == 0 && i + 1 < argc)
+            kernel = argv[++i];
+        else if (put && strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
+            backend = argv[++i];
+        else
+            files[n++].path = argv[i];
+    }
+    if (n == 0) {
+        usage(stderr);
+        free(files);
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++)
+        status |= load_cap_file(&files[i]) != 0;
+    char kbuf[4200];
+    nub_sandbox *sb = put ? caps_sandbox(nubk_path(kernel, kbuf, sizeof kbuf), backend, files, n) : NULL;
+    if (put && sb == NULL)
+        status = 1;
+    for (size_t i = 0; i < n && (!put || sb != NULL); i++) {
+        uint8_t hash[NUB_CAP_HASH_LEN];
+        if (files[i].enc == NULL)
+            continue;
+        nub_status rc = put ? nub_put_cap(sb, files[i].enc, files[i].len, hash)
+                            : nub_cap_hash_bytes(files[i].enc, files[i].len, hash);
+        if (rc == NUB_OK) {
+            print_hash(hash, files[i].path);
+        } else {
+            const struct nub_error *e = put ? nub_sandbox_last_error(sb) : NULL;
+            fprintf(stderr, "nub: %s: %s%s%s\n", files[i].path, nub_strerror(rc), e ? ": " : "",
+                    e ? e->message : "");
+            status = 1;
+        }
+    }
+    nub_sandbox_destroy(sb);
+    for (size_t i = 0; i < n; i++)
+        free(files[i].enc);
+    free(files);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "info") == 0)
         return do_info();
+    if (argc >= 2 && strcmp(argv[1], "caps") == 0)
+        return do_caps(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) {
         struct run_opts o;
         if (parse_run(argc, argv, &o) != 0) {

@@ -302,4 +302,35 @@ _Static_assert(sizeof(struct nub_cdir_slot) == 48, "cdir slot size");
 _Static_assert(offsetof(struct nub_cdir_slot, blob_off) == 32, "cdir_slot.blob_off");
 _Static_assert(offsetof(struct nub_cdir_slot, blob_len) == 40, "cdir_slot.blob_len");
 
+/*
+ * Load limit: a directory of `capacity` slots holds at most
+ * capacity - capacity / 8 entries (7/8), so a probe for an absent hash
+ * always meets an empty slot in a well-formed table. Readers still bound
+ * every probe sequence by `capacity`.
+ */
+#define NUB_CDIR_MIN_CAPACITY 8ull
+#define NUB_CDIR_MAX_CAPACITY (1ull << 32)
+#define NUB_CDIR_MAX_ENTRIES(capacity) ((capacity) - (capacity) / 8u)
+
+/* ---- nubk configuration (init data of guests/nubk) ------------------------
+ * Optional init data for the nubk kernel: exactly one struct
+ * nub_nubk_config. Without init data nubk uses the defaults below. A zero
+ * field means its default. capacity must be a power of two in
+ * [NUB_CDIR_MIN_CAPACITY, NUB_CDIR_MAX_CAPACITY]. The directory is one
+ * heap allocation, so the sandbox's heap must hold it (see
+ * nub_nubk_setup() in nub.h).
+ */
+#define NUB_NUBK_CONFIG_MAGIC 0x314746434b42554eull /* "NUBKCFG1" */
+#define NUB_NUBK_DEFAULT_CAPACITY 4096ull
+#define NUB_NUBK_DEFAULT_ARENA_SIZE (4ull * 1024 * 1024)
+
+struct nub_nubk_config {
+    uint64_t magic;       /* NUB_NUBK_CONFIG_MAGIC */
+    uint64_t capacity;    /* directory slots (power of two); 0 = default */
+    uint64_t arena_size;  /* arena bytes; 0 = default */
+};
+_Static_assert(sizeof(struct nub_nubk_config) == 24, "nubk config size");
+_Static_assert(offsetof(struct nub_nubk_config, capacity) == 8, "nubk_config.capacity");
+_Static_assert(offsetof(struct nub_nubk_config, arena_size) == 16, "nubk_config.arena_size");
+
 #endif /* NUB_ABI_H */

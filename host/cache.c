@@ -1,0 +1,160 @@
+/* Host cache reader: locates the guest's cap directory through the PEB and boot info, validates it as hostile memory, looks caps up without entering the guest. */
+#include <string.h>
+
+#include "internal.h"
+#include "nub/cdir.h"
+
+/* Host view of [gva, gva + size) when it lies wholly inside the snapshot region, else NULL. */
+static const uint8_t *snap_range(const uint8_t *snap, uint64_t snap_size, uint64_t gva, uint64_t size)
+{
+    if (gva < NUB_KERNEL_BASE)
+        return NULL;
+    uint64_t off = gva - NUB_KERNEL_BASE;
+    if (off > snap_size || size > snap_size - off)
+        return NULL;
+    return snap + off;
+}
+
+static int corrupt(const char **why, const char *reason)
+{
+    *why = reason;
+    return NUB_CDIR_E_CORRUPT;
+}
+
+int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
+                     struct nub_cdir_view *v, const char **why)
+{
+    const char *unused;
+    struct nub_peb peb;
+    struct nub_boot_info bi;
+    if (why == NULL)
+        why = &unused;
+    if (snap == NULL || v == NULL || peb_off > snap_size || snap_size - peb_off < sizeof peb)
+        return corrupt(why, "no PEB inside the snapshot region");
+    memcpy(&peb, snap + peb_off, sizeof peb);
+    if (peb.boot_info_gva == 0)
+        return NUB_CACHE_LOCATE_NONE;
+    const uint8_t *p = snap_range(snap, snap_size, peb.boot_info_gva, sizeof bi);
+    if (p == NULL)
+        return corrupt(why, "boot_info_gva points outside the snapshot region");
+    memcpy(&bi, p, sizeof bi);
+    if (bi.magic != NUB_BOOT_INFO_MAGIC)
+        return corrupt(why, "boot info magic is not NUB_BOOT_INFO_MAGIC");
+    if (bi.version != NUB_BOOT_INFO_VERSION)
+        return corrupt(why, "boot info version is not NUB_BOOT_INFO_VERSION");
+    if (bi.dir_gva == 0 && bi.dir_size == 0)
+        return NUB_CACHE_LOCATE_NONE;
+    p = snap_range(snap, snap_size, bi.dir_gva, bi.dir_size);
+    if (p == NULL)
+        return corrupt(why, "the directory range [dir_gva, dir_gva + dir_size) leaves the snapshot region");
+    if (nub_cdir_open(v, p, bi.dir_size) != NUB_CDIR_OK)
+        return corrupt(why, "directory header invalid (magic, version, capacity, table or arena placement, counters)");
+    return NUB_CDIR_OK;
+}
+
+/* Bring sb->cache_state up to date for the current guest memory (once per guest run). */
+static void refresh(nub_sandbox *sb)
+{
+    const char *why = "";
+    int rc = nub_cache_locate(sb->snapshot, sb->lay.snapshot_size, sb->lay.peb_off, &sb->cache_dir, &why);
+    if (rc == NUB_CDIR_OK) {
+        sb->cache_state = NUB_CACHE_READY;
+    } else if (rc == NUB_CACHE_LOCATE_NONE) {
+        sb->cache_state = NUB_CACHE_NONE;
+    } else {
+        sb->cache_state = NUB_CACHE_BAD;
+        nub_log_host(sb, NUB_LOG_LEVEL_WARN,
+                     "cache directory unusable (%s): every cap reads as absent until the guest runs again", why);
+    }
+}
+
+int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+                             const uint8_t **data, uint64_t *len)
+{
+    uint64_t off, n;
+    if (sb->cache_state == NUB_CACHE_UNCHECKED)
+        refresh(sb);
+    if (sb->cache_state != NUB_CACHE_READY)
+        return 0;
+    int rc = nub_cdir_find(&sb->cache_dir, hash, &off, &n);
+    if (rc == 1) {
+        if (data != NULL)
+            *data = sb->cache_dir.base + off;
+        if (len != NULL)
+            *len = n;
+        return 1;
+    }
+    if (rc < 0) {
+        sb->cache_state = NUB_CACHE_BAD;
+        nub_log_host(sb, NUB_LOG_LEVEL_WARN,
+                     "cache directory unusable (a slot points outside the arena): every cap reads as "
+                     "absent until the guest runs again");
+    }
+    return 0;
+}
+
+nub_status nub_cache_claim(nub_sandbox *sb)
+{
+    if (atomic_exchange_explicit(&sb->busy, true, memory_order_acquire))
+        return NUB_E_BUSY;
+    if (sb->state == NUB_SB_READY)
+        return NUB_OK;
+    nub_status rc = sb->state == NUB_SB_POISONED
+                        ? nub_err_set(&sb->last, NUB_E_POISONED, "sandbox is poisoned by an earlier failure: destroy it")
+                        : nub_err_set(&sb->last, NUB_E_STATE, "sandbox is not evolved yet");
+    nub_cache_release(sb);
+    return rc;
+}
+
+void nub_cache_release(nub_sandbox *sb)
+{
+    atomic_store_explicit(&sb->busy, false, memory_order_release);
+}
+
+nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count)
+{
+    if (sb == NULL || count == NULL)
+        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "count is NULL") : NUB_E_INVALID;
+    *count = 0;
+    nub_status rc = nub_cache_claim(sb);
+    if (rc != NUB_OK)
+        return rc;
+    if (sb->cache_state == NUB_CACHE_UNCHECKED)
+        refresh(sb);
+    if (sb->cache_state == NUB_CACHE_NONE) {
+        rc = nub_err_set(&sb->last, NUB_E_NOT_FOUND, "the guest published no cache directory");
+    } else if (sb->cache_state != NUB_CACHE_READY || nub_cdir_count(&sb->cache_dir, count) != NUB_CDIR_OK) {
+        *count = 0;
+        rc = nub_err_set(&sb->last, NUB_E_PROTOCOL, "the guest's cache directory is inconsistent");
+    }
+    nub_cache_release(sb);
+    return rc;
+}
+
+int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE])
+{
+    if (sb == NULL || hash == NULL || nub_cache_claim(sb) != NUB_OK)
+        return 0;
+    int found = nub_cache_lookup_claimed(sb, hash, NULL, NULL);
+    nub_cache_release(sb);
+    return found;
+}
+
+nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+                         const uint8_t **data, size_t *len)
+{
+    if (sb == NULL || hash == NULL || data == NULL || len == NULL)
+        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "hash, data or len is NULL") : NUB_E_INVALID;
+    *data = NULL;
+    *len = 0;
+    nub_status rc = nub_cache_claim(sb);
+    if (rc != NUB_OK)
+        return rc;
+    uint64_t n = 0;
+    if (nub_cache_lookup_claimed(sb, hash, data, &n) == 1)
+        *len = (size_t)n;
+    else
+        rc = nub_err_set(&sb->last, NUB_E_NOT_FOUND, "no cap with this hash in the guest's cache directory");
+    nub_cache_release(sb);
+    return rc;
+}

@@ -1,0 +1,167 @@
+/* Host cap API: put caps into a nubk guest (with the no-entry fast path for present caps), host-side hashing, nubk sizing. */
+#include <string.h>
+
+#include "internal.h"
+#include "nub/cap.h"
+#include "nub/cdir.h"
+#include "nub/wire.h"
+
+_Static_assert(NUB_CAP_HASH_LEN == NUB_CAP_HASH_SIZE, "nub.h and abi.h agree on the hash size");
+
+/* Heap the guest allocator needs beyond the directory: block header,
+ * alignment of the heap start and of the block, and a page of slack. */
+#define NUBK_HEAP_OVERHEAD (3ull * 16 + NUB_PAGE_SIZE)
+
+static uint64_t round_page(uint64_t n)
+{
+    return (n + NUB_PAGE_SIZE - 1) & ~(NUB_PAGE_SIZE - 1);
+}
+
+uint64_t nub_nubk_heap_size(uint64_t capacity, uint64_t arena_size)
+{
+    uint64_t size;
+    if (nub_cdir_size(capacity, arena_size, &size) != NUB_CDIR_OK ||
+        size > UINT64_MAX - NUBK_HEAP_OVERHEAD - NUB_PAGE_SIZE)
+        return 0;
+    return round_page(size + NUBK_HEAP_OVERHEAD);
+}
+
+/* Smallest page-rounded I/O buffer size carrying one `len`-byte payload; 0 on overflow. */
+static uint64_t buffer_for(uint64_t len)
+{
+    uint64_t frame;
+    if (nub_wire_frame_len(len, 0, &frame) != NUB_WIRE_OK || frame > UINT64_MAX - 2 * NUB_PAGE_SIZE)
+        return 0;
+    return round_page(NUB_WIRE_EMPTY_SP + frame);
+}
+
+nub_status nub_nubk_setup(struct nub_config *cfg, struct nub_init_data *init,
+                          struct nub_nubk_config *kcfg, uint64_t capacity, uint64_t arena_size,
+                          uint64_t max_cap_len)
+{
+    if (cfg == NULL || init == NULL || kcfg == NULL)
+        return NUB_E_INVALID;
+    capacity = capacity ? capacity : NUB_NUBK_DEFAULT_CAPACITY;
+    arena_size = arena_size ? arena_size : NUB_NUBK_DEFAULT_ARENA_SIZE;
+    uint64_t heap = nub_nubk_heap_size(capacity, arena_size);
+    uint64_t io = max_cap_len ? buffer_for(max_cap_len) : 0;
+    if (heap == 0 || (max_cap_len != 0 && io == 0))
+        return NUB_E_INVALID;
+    *kcfg = (struct nub_nubk_config){NUB_NUBK_CONFIG_MAGIC, capacity, arena_size};
+    *init = (struct nub_init_data){kcfg, sizeof *kcfg, NUB_MEM_READ};
+    if (cfg->heap_size < heap)
+        cfg->heap_size = heap;
+    if (cfg->input_size < io)
+        cfg->input_size = io;
+    if (cfg->output_size < io)
+        cfg->output_size = io;
+    return NUB_OK;
+}
+
+/* The guest broke the put-cap protocol: poison, like any protocol violation. */
+static nub_status poison(nub_sandbox *sb, size_t got)
+{
+    nub_err_set(&sb->last, NUB_E_PROTOCOL,
+                "guest protocol violation: put_cap answered %zu bytes instead of a %u-byte hash", got,
+                NUB_CAP_HASH_SIZE);
+    sb->state = NUB_SB_POISONED;
+    return NUB_E_PROTOCOL;
+}
+
+/* Why did the guest send the sentinel? Redo the decode here, then look at its directory. */
+static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
+{
+    uint8_t h[NUB_CAP_HASH_SIZE];
+    int e = nub_cap_hash_encoded(cap, len, h);
+    if (e != NUB_CAP_OK)
+        return nub_err_set(&sb->last, NUB_E_CAP_REJECTED, "guest rejected the %zu-byte cap: %s", len,
+                           nub_cap_strerror(e));
+    const char *why = "its cache directory refused it";
+    uint64_t count = 0;
+    if (nub_cache_claim(sb) == NUB_OK) {
+        nub_cache_lookup_claimed(sb, h, NULL, NULL); /* validates the directory */
+        if (sb->cache_state == NUB_CACHE_READY && nub_cdir_count(&sb->cache_dir, &count) == NUB_CDIR_OK)
+            why = count >= NUB_CDIR_MAX_ENTRIES(sb->cache_dir.capacity)
+                      ? "cache directory full (entry count at the load limit, 7/8 of capacity)"
+                      : "cache directory arena has no room for it";
+        nub_cache_release(sb);
+    }
+    return nub_err_set(&sb->last, NUB_E_CAP_REJECTED, "guest rejected the %zu-byte cap: %s", len, why);
+}
+
+static int is_sentinel(const uint8_t *h)
+{
+    for (size_t i = 0; i < NUB_CAP_HASH_SIZE; i++)
+        if (h[i] != 0xff)
+            return 0;
+    return 1;
+}
+
+nub_status nub_put_cap(nub_sandbox *sb, const void *cap, size_t len, uint8_t hash_out[NUB_CAP_HASH_LEN])
+{
+    if (sb == NULL || hash_out == NULL || (cap == NULL && len != 0))
+        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "hash_out is NULL, or cap is NULL with a length")
+                  : NUB_E_INVALID;
+    uint8_t h[NUB_CAP_HASH_SIZE];
+    size_t got = 0;
+    nub_status rc = nub_call_into(sb, NUB_FN_PUT_CAP, cap, len, h, sizeof h, &got);
+    if (rc == NUB_E_TOO_LARGE && got > sizeof h)
+        return poison(sb, got);
+    if (rc != NUB_OK)
+        return rc;
+    if (got != sizeof h)
+        return poison(sb, got);
+    if (is_sentinel(h))
+        return rejected(sb, cap, len);
+    memcpy(hash_out, h, sizeof h);
+    return NUB_OK;
+}
+
+/* "0123abcd..." prefix of a hash for messages. */
+static void hex8(char out[17], const uint8_t *h)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < 8; i++) {
+        out[2 * i] = digits[h[i] >> 4];
+        out[2 * i + 1] = digits[h[i] & 15];
+    }
+    out[16] = '\0';
+}
+
+nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
+                                 const void *cap, size_t len)
+{
+    if (sb == NULL || hash == NULL || (cap == NULL && len != 0))
+        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "hash is NULL, or cap is NULL with a length")
+                  : NUB_E_INVALID;
+    nub_status rc = nub_cache_claim(sb);
+    if (rc != NUB_OK)
+        return rc;
+    int hit = nub_cache_lookup_claimed(sb, hash, NULL, NULL);
+    nub_cache_release(sb);
+    if (hit)
+        return NUB_OK;
+    uint8_t got[NUB_CAP_HASH_SIZE];
+    if ((rc = nub_put_cap(sb, cap, len, got)) != NUB_OK)
+        return rc;
+    if (memcmp(got, hash, sizeof got) == 0)
+        return NUB_OK;
+    char a[17], b[17];
+    hex8(a, got);
+    hex8(b, hash);
+    return nub_err_set(&sb->last, NUB_E_CAP_MISMATCH,
+                       "the guest hashed the cap to %s..., the caller claimed %s... (stored under the guest's hash)",
+                       a, b);
+}
+
+nub_status nub_cap_hash_bytes(const void *cap, size_t len, uint8_t out[NUB_CAP_HASH_LEN])
+{
+    if (out == NULL || (cap == NULL && len != 0))
+        return NUB_E_INVALID;
+    return nub_cap_hash_encoded(cap, len, out) == NUB_CAP_OK ? NUB_OK : NUB_E_INVALID;
+}
+
+uint64_t nub_sandbox_call_count(const nub_sandbox *sb)
+{
+    return sb ? sb->calls : 0;
+}
