@@ -1,7 +1,7 @@
 # nub build: host library, guest SDK, guests, CLI, tests and benchmarks (GNU Make).
 #
-# Targets: all (default: libraries, guests, CLI), test (unit + integration + ASan build),
-# unit, integration, asan, bench, install, clean.
+# Targets: all (default: libraries, guests, CLI), test (unit + integration + ASan build
+# + kvm inside QEMU), unit, integration, asan, kvm-test, bench, install, clean.
 # common/ sources are compiled twice: with host flags into libnub and with
 # freestanding guest flags into libnubguest.
 
@@ -44,7 +44,7 @@ LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit integration asan asan-build bench install clean
+.PHONY: all test unit integration asan asan-build kvm-test bench install clean
 # `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
 all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc
@@ -120,8 +120,13 @@ asan-build:
 asan: asan-build
 	@tests/run.sh $(ASAN_BIN)
 
+# The integration suite on kvm, inside Debian's kernel under QEMU (tests/kvm/run.sh).
+kvm-test: all $(INTEG_BIN)
+	@bash tests/kvm/run.sh
+
+# Everything: unit, integration (emu), the ASan build, then kvm inside QEMU.
 test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build
-	@tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
+	@tests/all.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
 
 bench: all $(BENCH_BIN)
 

@@ -50,6 +50,7 @@ struct nub_hv {
     struct kvm_run *run;          /* the vCPU's shared kvm_run page(s) */
     size_t run_size;
     int kick_sig;                 /* real-time signal that kicks the vCPU thread out of KVM_RUN */
+    struct kvm_sregs sregs0;      /* long-mode special registers from create */
     bool sync_regs;               /* KVM_CAP_SYNC_REGS: registers travel in run->s.regs */
     struct kvm_regs *regs;        /* &run->s.regs.regs with sync_regs, else &own_regs */
     struct kvm_regs own_regs;     /* register copy without sync_regs */
@@ -217,6 +218,7 @@ static int set_sregs(struct nub_hv *hv, uint64_t cr3, char *err, size_t err_len)
     s.gdt.limit = s.idt.limit = 0;     /* the guest installs its own */
     if (ioctl(hv->vcpu_fd, KVM_SET_SREGS, &s) != 0)
         return ioctl_err(err, err_len, "KVM_SET_SREGS");
+    hv->sregs0 = s;
     return 0;
 }
 
@@ -224,7 +226,8 @@ static int set_sregs(struct nub_hv *hv, uint64_t cr3, char *err, size_t err_len)
 static int setup_regs(struct nub_hv *hv, char *err, size_t err_len)
 {
     int caps = ioctl(hv->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
-    hv->sync_regs = caps > 0 && (caps & KVM_SYNC_X86_REGS);
+    const char *off = getenv("NUB_KVM_NO_SYNC_REGS"); /* testing the fallback */
+    hv->sync_regs = caps > 0 && (caps & KVM_SYNC_X86_REGS) && (off == NULL || *off == '\0' || *off == '0');
     hv->regs = hv->sync_regs ? &hv->run->s.regs.regs : &hv->own_regs;
     if (ioctl(hv->vcpu_fd, KVM_GET_REGS, hv->regs) != 0)
         return ioctl_err(err, err_len, "KVM_GET_REGS");
@@ -425,6 +428,23 @@ static const char *internal_suberror(uint32_t sub)
     }
 }
 
+/*
+ * On SVM, KVM resets the vCPU after a triple fault (paging off, RIP 0xfff0):
+ * then the RIP is unknown, and the long-mode special registers from create
+ * are loaded again so the vCPU can run after the host sets new registers.
+ */
+static void after_shutdown(struct nub_hv *hv, struct nub_hv_exit *x)
+{
+    struct kvm_sregs s;
+    if (ioctl(hv->vcpu_fd, KVM_GET_SREGS, &s) != 0 || (s.cr0 & CR0_PG))
+        return;
+    x->rip = 0;
+    if (ioctl(hv->vcpu_fd, KVM_SET_SREGS, &hv->sregs0) != 0)
+        nub_hv_fmt(x->msg, sizeof x->msg, "KVM reset the vCPU; KVM_SET_SREGS: %s", strerror(errno));
+    else
+        nub_hv_fmt(x->msg, sizeof x->msg, "KVM reset the vCPU (rip unknown); long mode restored");
+}
+
 /* Translate the exit KVM_RUN reported in kvm_run. */
 static nub_status translate(struct nub_hv *hv, struct nub_hv_exit *x)
 {
@@ -442,6 +462,7 @@ static nub_status translate(struct nub_hv *hv, struct nub_hv_exit *x)
         return NUB_OK;
     case KVM_EXIT_SHUTDOWN:
         x->kind = NUB_HV_EXIT_SHUTDOWN;
+        after_shutdown(hv, x);
         return NUB_OK;
     case KVM_EXIT_FAIL_ENTRY:
         return internal(x, "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason",
@@ -465,22 +486,30 @@ static nub_status cancelled(struct nub_hv_exit *x)
     return NUB_OK;
 }
 
-/* Publish this thread as the one in run(); unblock the kick signal on a thread seen for the first time. */
+/* Unblock the kick signal on a thread that runs this vCPU for the first time. */
+static int unblock_kick(struct nub_hv *hv, pthread_t self, struct nub_hv_exit *x)
+{
+    if (hv->have_unblocked && pthread_equal(hv->unblocked, self))
+        return 0;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, hv->kick_sig);
+    int rc = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    if (rc != 0) {
+        nub_hv_fmt(x->msg, sizeof x->msg, "pthread_sigmask: %s", strerror(rc));
+        return -1;
+    }
+    hv->unblocked = self;
+    hv->have_unblocked = true;
+    return 0;
+}
+
+/* Load dirty registers (without sync_regs), then publish this thread as the one in run(). */
 static int enter_run(struct nub_hv *hv, struct nub_hv_exit *x)
 {
     pthread_t self = pthread_self();
-    if (!hv->have_unblocked || !pthread_equal(hv->unblocked, self)) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, hv->kick_sig);
-        int rc = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-        if (rc != 0) {
-            nub_hv_fmt(x->msg, sizeof x->msg, "pthread_sigmask: %s", strerror(rc));
-            return -1;
-        }
-        hv->unblocked = self;
-        hv->have_unblocked = true;
-    }
+    if (unblock_kick(hv, self, x) != 0)
+        return -1;
     if (hv->regs_dirty) {
         if (ioctl(hv->vcpu_fd, KVM_SET_REGS, hv->regs) != 0) {
             nub_hv_fmt(x->msg, sizeof x->msg, "KVM_SET_REGS: %s", strerror(errno));

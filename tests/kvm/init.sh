@@ -1,0 +1,50 @@
+#!/bin/busybox sh
+# /init of the kvm test VM: load KVM, run nub's integration suite and CLI on the kvm backend, print marked results, power off.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/shm /tmp
+mount -t tmpfs tmp /tmp
+mount -t tmpfs shm /dev/shm
+. /etc/nubkvm.env
+export HOME=/tmp TMPDIR=/tmp LD_LIBRARY_PATH NUB_TEST_BACKENDS=kvm NUB_GUEST_DIR=/guests
+[ -n "$NUBKVM_EXTRA_ENV" ] && export $NUBKVM_EXTRA_ENV
+
+echo
+for m in irqbypass ccp kvm kvm-amd; do
+    insmod /lib/modules/$m.ko || echo "NUBKVM-NOTE insmod $m failed"
+done
+if [ -c /dev/kvm ]; then
+    echo "NUBKVM-KVM present"
+else
+    echo "NUBKVM-KVM absent (svm flags in /proc/cpuinfo: $(grep -c svm /proc/cpuinfo))"
+fi
+
+echo "NUBKVM-INFO-BEGIN"
+/nub info
+echo "NUBKVM-INFO-END rc=$?"
+
+echo "NUBKVM-CLI-BEGIN"
+/nub run /guests/testguest.elf --call 1 --in-text hello --backend kvm
+echo "NUBKVM-CLI-END rc=$?"
+
+if [ -n "$NUBKVM_DEBUG" ]; then
+    # Every NUBKVM_DEBUG seconds: backtraces of all CPUs and of blocked tasks.
+    (while sleep "$NUBKVM_DEBUG"; do echo l >/proc/sysrq-trigger; echo w >/proc/sysrq-trigger; done) &
+fi
+
+for t in /tests/test_*; do
+    [ -x "$t" ] || continue
+    name=${t##*/}
+    echo "NUBKVM-BEGIN $name"
+    start=$(date +%s)
+    timeout -s KILL "$NUBKVM_TEST_TIMEOUT" "$t" --jobs "$NUBKVM_JOBS" --verbose --color=never \
+        --timeout "$NUBKVM_CASE_TIMEOUT" $NUBKVM_CRITERION_ARGS 2>&1
+    rc=$?
+    echo "NUBKVM-END $name rc=$rc secs=$(( $(date +%s) - start ))"
+done
+echo "NUBKVM-DONE"
+sync
+poweroff -f
