@@ -44,7 +44,7 @@ LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit integration asan asan-build kvm-test bench install clean
+.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench install clean
 # `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
 all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc
@@ -123,6 +123,10 @@ asan: asan-build
 # The integration suite on kvm, inside Debian's kernel under QEMU (tests/kvm/run.sh).
 kvm-test: all $(INTEG_BIN)
 	@bash tests/kvm/run.sh
+
+# The benchmarks on kvm inside QEMU (nested-emulation figures: only ratios mean anything).
+kvm-bench: all $(INTEG_BIN) $(BENCH_BIN)
+	@NUB_KVM_BENCH=1 bash tests/kvm/run.sh
 
 # Everything: unit, integration (emu), the ASan build, then kvm inside QEMU.
 test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build

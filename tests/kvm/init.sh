@@ -45,6 +45,12 @@ for t in /tests/test_*; do
     rc=$?
     echo "NUBKVM-END $name rc=$rc secs=$(( $(date +%s) - start ))"
 done
+if [ -n "$NUBKVM_BENCH" ]; then
+    # Small iteration counts: every exit is emulated twice over, so only ratios mean anything.
+    echo "NUBKVM-BENCH $(/bench/call kvm 2000 2>/dev/null)"
+    echo "NUBKVM-BENCH $(/bench/cancel kvm 20 2>/dev/null)"
+    echo "NUBKVM-BENCH $(/bench/caps kvm 10000 200 2>/dev/null)"
+fi
 echo "NUBKVM-DONE"
 sync
 poweroff -f

@@ -13,6 +13,8 @@
 #   NUB_KVM_DEBUG=N      every N seconds, print kernel backtraces of all CPUs and blocked tasks
 #   NUB_KVM_KERNEL_ARGS  kernel command line instead of "quiet" (e.g. loglevel=7)
 #   NUB_KVM_KERNEL=deb   use a kernel extracted from Debian's linux-image-amd64 even if /boot has one
+#   NUB_KVM_BENCH=1      also run build/bench/{call,cancel,caps} on kvm inside the VM and print their
+#                        JSON (nested-emulation figures: only ratios mean anything)
 # Exit status 0 only when every integration test ran on kvm and passed, and the CLI call worked.
 # Prints "kvm: N passed, N failed" as its last line: passed = the sum of Criterion's Passing counts;
 # failed = Failing + Crashing, plus one for each test skipped because kvm was unavailable, each binary
@@ -137,6 +139,13 @@ build_rootfs() {
         [ -f "$t" ] && [ -x "$t" ] || continue
         cp "$t" "$rootfs/tests/" && bins+=("$t")
     done
+    if [ -n "${NUB_KVM_BENCH:-}" ]; then
+        mkdir -p "$rootfs/bench"
+        for t in call cancel caps; do
+            [ -x "$B/bench/$t" ] || die "build/bench/$t is missing: run make bench first"
+            cp "$B/bench/$t" "$rootfs/bench/" && bins+=("$B/bench/$t")
+        done
+    fi
     for t in "${bins[@]}"; do copy_libs "$t"; done
     cp -L --parents /lib64/ld-linux-x86-64.so.2 "$rootfs"
     local dirs
@@ -148,6 +157,7 @@ NUBKVM_TEST_TIMEOUT=${NUB_KVM_TEST_TIMEOUT:-300}
 NUBKVM_CASE_TIMEOUT=${NUB_KVM_CASE_TIMEOUT:-240}
 NUBKVM_EXTRA_ENV="${NUB_KVM_ENV:-}"
 NUBKVM_DEBUG=${NUB_KVM_DEBUG:-}
+NUBKVM_BENCH=${NUB_KVM_BENCH:-}
 NUBKVM_CRITERION_ARGS="${NUB_KVM_FILTER:+--filter $NUB_KVM_FILTER}"
 EOF
     (cd "$rootfs" && find . | cpio -o -H newc --quiet) >"$work/initrd.cpio"
@@ -219,6 +229,10 @@ main() {
     fi
     parse_results
     check_cli
+    if [ -n "${NUB_KVM_BENCH:-}" ]; then
+        grep -E '^NUBKVM-BENCH ' "$log" | sed 's/^NUBKVM-BENCH /kvm-bench (nested emulation): /' >&2 ||
+            { say "no benchmark output"; failed=$((failed + 1)); }
+    fi
     grep -q '^NUBKVM-DONE' "$log" || { say "the VM did not finish (timeout?)"; failed=$((failed + 1)); }
     say "took $((SECONDS - t0)) s; full console log: $log"
     echo "kvm: $passed passed, $failed failed"
