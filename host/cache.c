@@ -52,17 +52,17 @@ int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
     return NUB_CDIR_OK;
 }
 
-/* Bring sb->cache_state up to date for the current guest memory (once per guest run). */
+/* Bring sb->cache up to date for the current guest memory (once per guest run). */
 static void refresh(nub_sandbox *sb)
 {
     const char *why = "";
-    int rc = nub_cache_locate(sb->snapshot, sb->lay.snapshot_size, sb->lay.peb_off, &sb->cache_dir, &why);
+    int rc = nub_cache_locate(sb->snapshot, sb->lay.snapshot_size, sb->lay.peb_off, &sb->cache.dir, &why);
     if (rc == NUB_CDIR_OK) {
-        sb->cache_state = NUB_CACHE_READY;
+        sb->cache.state = NUB_CACHE_READY;
     } else if (rc == NUB_CACHE_LOCATE_NONE) {
-        sb->cache_state = NUB_CACHE_NONE;
+        sb->cache.state = NUB_CACHE_NONE;
     } else {
-        sb->cache_state = NUB_CACHE_BAD;
+        sb->cache.state = NUB_CACHE_BAD;
         nub_log_host(sb, NUB_LOG_LEVEL_WARN,
                      "cache directory unusable (%s): every cap reads as absent until the guest runs again", why);
     }
@@ -72,20 +72,20 @@ int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SI
                              const uint8_t **data, uint64_t *len)
 {
     uint64_t off, n;
-    if (sb->cache_state == NUB_CACHE_UNCHECKED)
+    if (sb->cache.state == NUB_CACHE_UNCHECKED)
         refresh(sb);
-    if (sb->cache_state != NUB_CACHE_READY)
+    if (sb->cache.state != NUB_CACHE_READY)
         return 0;
-    int rc = nub_cdir_find(&sb->cache_dir, hash, &off, &n);
+    int rc = nub_cdir_find(&sb->cache.dir, hash, &off, &n);
     if (rc == 1) {
         if (data != NULL)
-            *data = sb->cache_dir.base + off;
+            *data = sb->cache.dir.base + off;
         if (len != NULL)
             *len = n;
         return 1;
     }
     if (rc < 0) {
-        sb->cache_state = NUB_CACHE_BAD;
+        sb->cache.state = NUB_CACHE_BAD;
         nub_log_host(sb, NUB_LOG_LEVEL_WARN,
                      "cache directory unusable (a slot points outside the arena): every cap reads as "
                      "absent until the guest runs again");
@@ -93,50 +93,37 @@ int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SI
     return 0;
 }
 
-nub_status nub_cache_claim(nub_sandbox *sb)
+void nub_cache_invalidate(nub_sandbox *sb)
 {
-    if (atomic_exchange_explicit(&sb->busy, true, memory_order_acquire))
-        return NUB_E_BUSY;
-    if (sb->state == NUB_SB_READY)
-        return NUB_OK;
-    nub_status rc = sb->state == NUB_SB_POISONED
-                        ? nub_err_set(&sb->last, NUB_E_POISONED, "sandbox is poisoned by an earlier failure: destroy it")
-                        : nub_err_set(&sb->last, NUB_E_STATE, "sandbox is not evolved yet");
-    nub_cache_release(sb);
-    return rc;
-}
-
-void nub_cache_release(nub_sandbox *sb)
-{
-    atomic_store_explicit(&sb->busy, false, memory_order_release);
+    sb->cache.state = NUB_CACHE_UNCHECKED;
 }
 
 nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count)
 {
     if (sb == NULL || count == NULL)
-        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "count is NULL") : NUB_E_INVALID;
+        return sb ? nub_state_reject(sb, NUB_E_INVALID, "count is NULL") : NUB_E_INVALID;
     *count = 0;
-    nub_status rc = nub_cache_claim(sb);
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
     if (rc != NUB_OK)
         return rc;
-    if (sb->cache_state == NUB_CACHE_UNCHECKED)
+    if (sb->cache.state == NUB_CACHE_UNCHECKED)
         refresh(sb);
-    if (sb->cache_state == NUB_CACHE_NONE) {
+    if (sb->cache.state == NUB_CACHE_NONE) {
         rc = nub_err_set(&sb->last, NUB_E_NOT_FOUND, "the guest published no cache directory");
-    } else if (sb->cache_state != NUB_CACHE_READY || nub_cdir_count(&sb->cache_dir, count) != NUB_CDIR_OK) {
+    } else if (sb->cache.state != NUB_CACHE_READY || nub_cdir_count(&sb->cache.dir, count) != NUB_CDIR_OK) {
         *count = 0;
         rc = nub_err_set(&sb->last, NUB_E_PROTOCOL, "the guest's cache directory is inconsistent");
     }
-    nub_cache_release(sb);
+    nub_state_release(sb);
     return rc;
 }
 
 int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE])
 {
-    if (sb == NULL || hash == NULL || nub_cache_claim(sb) != NUB_OK)
+    if (sb == NULL || hash == NULL || nub_state_claim(sb, NUB_CLAIM_READY) != NUB_OK)
         return 0;
     int found = nub_cache_lookup_claimed(sb, hash, NULL, NULL);
-    nub_cache_release(sb);
+    nub_state_release(sb);
     return found;
 }
 
@@ -144,10 +131,10 @@ nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
                          const uint8_t **data, size_t *len)
 {
     if (sb == NULL || hash == NULL || data == NULL || len == NULL)
-        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "hash, data or len is NULL") : NUB_E_INVALID;
+        return sb ? nub_state_reject(sb, NUB_E_INVALID, "hash, data or len is NULL") : NUB_E_INVALID;
     *data = NULL;
     *len = 0;
-    nub_status rc = nub_cache_claim(sb);
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
     if (rc != NUB_OK)
         return rc;
     uint64_t n = 0;
@@ -155,6 +142,6 @@ nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
         *len = (size_t)n;
     else
         rc = nub_err_set(&sb->last, NUB_E_NOT_FOUND, "no cap with this hash in the guest's cache directory");
-    nub_cache_release(sb);
+    nub_state_release(sb);
     return rc;
 }

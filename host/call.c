@@ -1,4 +1,4 @@
-/* The call path (DESIGN.md sections 4-6): push the request, run the vCPU, service ports and host calls, pop the response. */
+/* The call path: push the request, run the vCPU, service ports and host calls, pop the response. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,14 +84,6 @@ static void service_print(nub_sandbox *sb, uint32_t value)
         flush_print(sb);
 }
 
-static const struct nub_host_fn_entry *find_host_fn(const nub_sandbox *sb, uint32_t fn_id)
-{
-    for (size_t i = 0; i < sb->nhost_fns; i++)
-        if (sb->host_fns[i].fn_id == fn_id)
-            return &sb->host_fns[i];
-    return NULL;
-}
-
 /* Run host function `e` (or report it unknown) and push its response onto the input buffer. */
 static nub_status reply_host_call(nub_sandbox *sb, const struct nub_host_fn_entry *e,
                                   const struct nub_wire_msg *req)
@@ -139,7 +131,7 @@ static nub_status service_call(nub_sandbox *sb)
     int rc = nub_wire_peek_kind(output_buf(sb), sb->lay.output_size, NUB_MSG_REQUEST, &req);
     if (rc != NUB_WIRE_OK)
         return protocol(sb, "bad host-call request on the output buffer", rc);
-    nub_status st = reply_host_call(sb, find_host_fn(sb, req.id), &req);
+    nub_status st = reply_host_call(sb, nub_host_fn_find(&sb->host_fns, req.id), &req);
     nub_wire_drop(output_buf(sb), sb->lay.output_size);
     return st;
 }
@@ -229,7 +221,7 @@ static nub_status exit_error(nub_sandbox *sb, const struct nub_hv_exit *x)
         sb->last.vector = 8;
         return NUB_E_GUEST_FAULT;
     case NUB_HV_EXIT_CANCELLED:
-        if (atomic_load(&sb->timed_out))
+        if (nub_state_cancel_reason(sb) == NUB_CANCEL_TIMEOUT)
             return nub_err_set(&sb->last, NUB_E_TIMEOUT, "call exceeded its timeout of %u ms", sb->cfg.call_timeout_ms);
         return nub_err_set(&sb->last, NUB_E_CANCELLED, "call interrupted");
     default:
@@ -244,7 +236,7 @@ nub_status nub_run_guest(nub_sandbox *sb, uint64_t rip)
     regs.rip = rip;
     regs.rsp = nub_scratch_gva(l, l->stack_off + l->stack_size);
     regs.rflags = 0x2;
-    if (sb->state == NUB_SB_UNINIT) {
+    if (nub_state_phase(sb) == NUB_SB_UNINIT) {
         regs.rdi = nub_snap_gva(l->peb_off);
         regs.rsi = sb->seed;
         regs.rdx = NUB_PAGE_SIZE;
@@ -282,39 +274,25 @@ static int poisons(nub_status rc)
     return rc != NUB_OK && rc != NUB_E_GUEST && rc != NUB_E_TOO_LARGE;
 }
 
-/* Enter: claim the sandbox for one run; check state. */
-static nub_status enter(nub_sandbox *sb, enum nub_sb_state want)
+/* Run from rip with the timeout armed; poison on failure. `call`: count it in sb->calls. */
+static nub_status run_once(nub_sandbox *sb, uint64_t rip, bool call)
 {
-    if (atomic_exchange(&sb->busy, true))
-        return NUB_E_BUSY;
-    nub_status rc = NUB_OK;
-    if (sb->state == NUB_SB_POISONED)
-        rc = nub_err_set(&sb->last, NUB_E_POISONED, "sandbox is poisoned by an earlier failure: destroy it");
-    else if (sb->state != want)
-        rc = nub_err_set(&sb->last, NUB_E_STATE, want == NUB_SB_READY ? "sandbox is not evolved yet"
-                                                                        : "sandbox is already evolved");
-    if (rc != NUB_OK)
-        atomic_store(&sb->busy, false);
-    return rc;
-}
-
-/* Run from rip with cancellation and timeout set up; poison on failure. */
-static nub_status run_once(nub_sandbox *sb, uint64_t rip)
-{
-    sb->cache_state = NUB_CACHE_UNCHECKED; /* the guest may rewrite its cache directory */
-    atomic_store(&sb->timed_out, false);
-    sb->ops->clear_interrupt(sb->hv);
-    if (sb->counter_taken)
-        __atomic_store_n(sb->counter.slot, nub_guest_counter_value(&sb->counter), __ATOMIC_RELEASE);
+    nub_cache_invalidate(sb); /* the guest may rewrite its cache directory */
+    nub_guest_counter_publish(sb);
     nub_status rc = nub_watchdog_arm(sb);
-    if (rc == NUB_OK)
-        rc = nub_run_guest(sb, rip);
+    if (rc != NUB_OK) { /* nothing ran: the sandbox is unchanged */
+        scrub(sb);
+        return rc;
+    }
+    if (call)
+        atomic_fetch_add(&sb->calls, 1);
+    rc = nub_run_guest(sb, rip);
     nub_watchdog_disarm(sb);
     flush_print(sb);
     if (rc != NUB_OK) {
         scrub(sb);
         if (poisons(rc))
-            sb->state = NUB_SB_POISONED;
+            nub_state_poison(sb);
     }
     return rc;
 }
@@ -342,11 +320,11 @@ nub_status nub_sandbox_evolve(nub_sandbox *sb)
 {
     if (sb == NULL)
         return NUB_E_INVALID;
-    nub_status rc = enter(sb, NUB_SB_UNINIT);
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_UNINIT);
     if (rc != NUB_OK)
         return rc;
     nub_err_clear(&sb->last);
-    rc = run_once(sb, sb->entry_gva);
+    rc = run_once(sb, sb->entry_gva, false);
     if (rc == NUB_OK) {
         const struct nub_peb *peb = (const struct nub_peb *)(sb->snapshot + sb->lay.peb_off);
         sb->dispatch_gva = peb->dispatch_gva;
@@ -354,14 +332,14 @@ nub_status nub_sandbox_evolve(nub_sandbox *sb)
             rc = nub_err_set(&sb->last, NUB_E_PROTOCOL,
                              "guest protocol violation: init set dispatch_gva 0x%llx outside its image",
                              (unsigned long long)sb->dispatch_gva);
-            sb->state = NUB_SB_POISONED;
+            nub_state_poison(sb);
         } else {
-            sb->state = NUB_SB_READY;
+            nub_state_evolved(sb);
         }
     }
     reset_buffer(input_buf(sb), sb->lay.input_size);
     reset_buffer(output_buf(sb), sb->lay.output_size);
-    atomic_store(&sb->busy, false);
+    nub_state_release(sb);
     return rc;
 }
 
@@ -372,7 +350,7 @@ static nub_status take_response(nub_sandbox *sb, struct nub_wire_msg *msg)
     if (rc != NUB_WIRE_OK) {
         nub_status st = protocol(sb, "bad response on the output buffer", rc);
         scrub(sb);
-        sb->state = NUB_SB_POISONED;
+        nub_state_poison(sb);
         return st;
     }
     if (msg->id == NUB_STATUS_OK)
@@ -400,42 +378,30 @@ static nub_status call_start(nub_sandbox *sb, uint32_t fn_id, const void *in, si
     reset_buffer(output_buf(sb), sb->lay.output_size);
     if (nub_wire_push(input_buf(sb), sb->lay.input_size, NUB_MSG_REQUEST, fn_id, in, in_len, NULL, 0) != NUB_WIRE_OK)
         return nub_err_set(&sb->last, NUB_E_TOO_LARGE, "payload does not fit the input buffer");
-    return run_once(sb, sb->dispatch_gva);
+    return run_once(sb, sb->dispatch_gva, true);
 }
 
-/* Common driver: run fn_id; on success leave the response on the output buffer in *msg. */
-static nub_status do_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
-                          struct nub_wire_msg *msg)
+/* Run fn_id in the caller's claim; on success the response is on the output buffer in *msg. */
+static nub_status call_claimed(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                               struct nub_wire_msg *msg)
 {
-    nub_status rc = enter(sb, NUB_SB_READY);
-    if (rc != NUB_OK)
-        return rc;
-    sb->calls++;
     nub_err_clear(&sb->last);
-    rc = call_start(sb, fn_id, in, in_len);
-    if (rc == NUB_OK)
-        rc = take_response(sb, msg);
-    if (rc != NUB_OK)
-        atomic_store(&sb->busy, false);
-    return rc;
+    nub_status rc = call_start(sb, fn_id, in, in_len);
+    return rc == NUB_OK ? take_response(sb, msg) : rc;
 }
 
-/* Drop the response and release the sandbox. */
-static void finish(nub_sandbox *sb)
+/* Drop the response a successful call_claimed() left. */
+static void drop_response(nub_sandbox *sb)
 {
     nub_wire_drop(output_buf(sb), sb->lay.output_size);
-    atomic_store(&sb->busy, false);
 }
 
-nub_status nub_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
-                    uint8_t **out, size_t *out_len)
+/* nub_call's work inside the claim. */
+static nub_status call_alloc_claimed(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                                     uint8_t **out, size_t *out_len)
 {
-    if (sb == NULL || out == NULL || out_len == NULL)
-        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "out or out_len is NULL") : NUB_E_INVALID;
-    *out = NULL;
-    *out_len = 0;
     struct nub_wire_msg msg;
-    nub_status rc = do_call(sb, fn_id, in, in_len, &msg);
+    nub_status rc = call_claimed(sb, fn_id, in, in_len, &msg);
     if (rc != NUB_OK)
         return rc;
     if (msg.payload_len != 0) {
@@ -448,18 +414,31 @@ nub_status nub_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_l
     }
     if (rc == NUB_OK)
         *out_len = (size_t)msg.payload_len;
-    finish(sb);
+    drop_response(sb);
     return rc;
 }
 
-nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
-                         void *out, size_t out_cap, size_t *out_len)
+nub_status nub_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                    uint8_t **out, size_t *out_len)
 {
-    if (sb == NULL || out_len == NULL || (out == NULL && out_cap != 0))
-        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "out_len is NULL or out is NULL") : NUB_E_INVALID;
+    if (sb == NULL || out == NULL || out_len == NULL)
+        return sb ? nub_state_reject(sb, NUB_E_INVALID, "out or out_len is NULL") : NUB_E_INVALID;
+    *out = NULL;
     *out_len = 0;
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
+    if (rc != NUB_OK)
+        return rc;
+    rc = call_alloc_claimed(sb, fn_id, in, in_len, out, out_len);
+    nub_state_release(sb);
+    return rc;
+}
+
+nub_status nub_call_into_claimed(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                                 void *out, size_t out_cap, size_t *out_len)
+{
     struct nub_wire_msg msg;
-    nub_status rc = do_call(sb, fn_id, in, in_len, &msg);
+    *out_len = 0;
+    nub_status rc = call_claimed(sb, fn_id, in, in_len, &msg);
     if (rc != NUB_OK)
         return rc;
     *out_len = (size_t)msg.payload_len;
@@ -468,19 +447,25 @@ nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t
                          (unsigned long long)msg.payload_len, out_cap);
     else if (msg.payload_len != 0)
         memcpy(out, msg.payload, (size_t)msg.payload_len);
-    finish(sb);
+    drop_response(sb);
+    return rc;
+}
+
+nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                         void *out, size_t out_cap, size_t *out_len)
+{
+    if (sb == NULL || out_len == NULL || (out == NULL && out_cap != 0))
+        return sb ? nub_state_reject(sb, NUB_E_INVALID, "out_len is NULL or out is NULL") : NUB_E_INVALID;
+    *out_len = 0;
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
+    if (rc != NUB_OK)
+        return rc;
+    rc = nub_call_into_claimed(sb, fn_id, in, in_len, out, out_cap, out_len);
+    nub_state_release(sb);
     return rc;
 }
 
 void nub_free(void *p)
 {
     free(p);
-}
-
-nub_status nub_interrupt(nub_sandbox *sb)
-{
-    if (sb == NULL)
-        return NUB_E_INVALID;
-    sb->ops->interrupt(sb->hv);
-    return NUB_OK;
 }

@@ -58,17 +58,17 @@ nub_status nub_nubk_setup(struct nub_config *cfg, struct nub_init_data *init,
     return NUB_OK;
 }
 
-/* The guest broke the put-cap protocol: poison, like any protocol violation. */
+/* The guest broke the put-cap protocol: poison (inside the claim), like any protocol violation. */
 static nub_status poison(nub_sandbox *sb, size_t got)
 {
     nub_err_set(&sb->last, NUB_E_PROTOCOL,
                 "guest protocol violation: put_cap answered %zu bytes instead of a %u-byte hash", got,
                 NUB_CAP_HASH_SIZE);
-    sb->state = NUB_SB_POISONED;
+    nub_state_poison(sb);
     return NUB_E_PROTOCOL;
 }
 
-/* Why did the guest send the sentinel? Redo the decode here, then look at its directory. */
+/* Why did the guest send the sentinel? Redo the decode here, then look at its directory (claimed). */
 static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
 {
     uint8_t h[NUB_CAP_HASH_SIZE];
@@ -78,14 +78,11 @@ static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
                            nub_cap_strerror(e));
     const char *why = "its cache directory refused it";
     uint64_t count = 0;
-    if (nub_cache_claim(sb) == NUB_OK) {
-        nub_cache_lookup_claimed(sb, h, NULL, NULL); /* validates the directory */
-        if (sb->cache_state == NUB_CACHE_READY && nub_cdir_count(&sb->cache_dir, &count) == NUB_CDIR_OK)
-            why = count >= NUB_CDIR_MAX_ENTRIES(sb->cache_dir.capacity)
-                      ? "cache directory full (entry count at the load limit, 7/8 of capacity)"
-                      : "cache directory arena has no room for it";
-        nub_cache_release(sb);
-    }
+    nub_cache_lookup_claimed(sb, h, NULL, NULL); /* validates the directory */
+    if (sb->cache.state == NUB_CACHE_READY && nub_cdir_count(&sb->cache.dir, &count) == NUB_CDIR_OK)
+        why = count >= NUB_CDIR_MAX_ENTRIES(sb->cache.dir.capacity)
+                  ? "cache directory full (entry count at the load limit, 7/8 of capacity)"
+                  : "cache directory arena has no room for it";
     return nub_err_set(&sb->last, NUB_E_CAP_REJECTED, "guest rejected the %zu-byte cap: %s", len, why);
 }
 
@@ -97,14 +94,12 @@ static int is_sentinel(const uint8_t *h)
     return 1;
 }
 
-nub_status nub_put_cap(nub_sandbox *sb, const void *cap, size_t len, uint8_t hash_out[NUB_CAP_HASH_LEN])
+/* nub_put_cap inside the caller's claim: the call, its checks and any poisoning in one claim. */
+static nub_status put_cap_claimed(nub_sandbox *sb, const void *cap, size_t len, uint8_t hash_out[NUB_CAP_HASH_LEN])
 {
-    if (sb == NULL || hash_out == NULL || (cap == NULL && len != 0))
-        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "hash_out is NULL, or cap is NULL with a length")
-                  : NUB_E_INVALID;
     uint8_t h[NUB_CAP_HASH_SIZE];
     size_t got = 0;
-    nub_status rc = nub_call_into(sb, NUB_FN_PUT_CAP, cap, len, h, sizeof h, &got);
+    nub_status rc = nub_call_into_claimed(sb, NUB_FN_PUT_CAP, cap, len, h, sizeof h, &got);
     if (rc == NUB_E_TOO_LARGE && got > sizeof h)
         return poison(sb, got);
     if (rc != NUB_OK)
@@ -115,6 +110,19 @@ nub_status nub_put_cap(nub_sandbox *sb, const void *cap, size_t len, uint8_t has
         return rejected(sb, cap, len);
     memcpy(hash_out, h, sizeof h);
     return NUB_OK;
+}
+
+nub_status nub_put_cap(nub_sandbox *sb, const void *cap, size_t len, uint8_t hash_out[NUB_CAP_HASH_LEN])
+{
+    if (sb == NULL || hash_out == NULL || (cap == NULL && len != 0))
+        return sb ? nub_state_reject(sb, NUB_E_INVALID, "hash_out is NULL, or cap is NULL with a length")
+                  : NUB_E_INVALID;
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
+    if (rc != NUB_OK)
+        return rc;
+    rc = put_cap_claimed(sb, cap, len, hash_out);
+    nub_state_release(sb);
+    return rc;
 }
 
 /* "0123abcd..." prefix of a hash for messages. */
@@ -132,26 +140,23 @@ nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HAS
                                  const void *cap, size_t len)
 {
     if (sb == NULL || hash == NULL || (cap == NULL && len != 0))
-        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "hash is NULL, or cap is NULL with a length")
+        return sb ? nub_state_reject(sb, NUB_E_INVALID, "hash is NULL, or cap is NULL with a length")
                   : NUB_E_INVALID;
-    nub_status rc = nub_cache_claim(sb);
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
     if (rc != NUB_OK)
         return rc;
-    int hit = nub_cache_lookup_claimed(sb, hash, NULL, NULL);
-    nub_cache_release(sb);
-    if (hit)
-        return NUB_OK;
     uint8_t got[NUB_CAP_HASH_SIZE];
-    if ((rc = nub_put_cap(sb, cap, len, got)) != NUB_OK)
-        return rc;
-    if (memcmp(got, hash, sizeof got) == 0)
-        return NUB_OK;
-    char a[17], b[17];
-    hex8(a, got);
-    hex8(b, hash);
-    return nub_err_set(&sb->last, NUB_E_CAP_MISMATCH,
-                       "the guest hashed the cap to %s..., the caller claimed %s... (stored under the guest's hash)",
-                       a, b);
+    if (!nub_cache_lookup_claimed(sb, hash, NULL, NULL) &&
+        (rc = put_cap_claimed(sb, cap, len, got)) == NUB_OK && memcmp(got, hash, sizeof got) != 0) {
+        char a[17], b[17];
+        hex8(a, got);
+        hex8(b, hash);
+        rc = nub_err_set(&sb->last, NUB_E_CAP_MISMATCH,
+                         "the guest hashed the cap to %s..., the caller claimed %s... (stored under the guest's hash)",
+                         a, b);
+    }
+    nub_state_release(sb);
+    return rc;
 }
 
 nub_status nub_cap_hash_bytes(const void *cap, size_t len, uint8_t out[NUB_CAP_HASH_LEN])
@@ -163,5 +168,5 @@ nub_status nub_cap_hash_bytes(const void *cap, size_t len, uint8_t out[NUB_CAP_H
 
 uint64_t nub_sandbox_call_count(const nub_sandbox *sb)
 {
-    return sb ? sb->calls : 0;
+    return sb ? atomic_load(&sb->calls) : 0;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checked.h"
 #include "internal.h"
 
 #define DEFAULT_MAX_IMAGE (64ull * 1024 * 1024)
@@ -45,22 +46,28 @@ const char *nub_backend_name(enum nub_backend backend)
     }
 }
 
-/* Round *v up to a page; 0 stays 0. Fails on overflow. */
-static int page_round(uint64_t *v)
+/* Default a zero size (dflt 0 keeps it 0), round it up to a page and bound it by
+ * what the guest's address space can hold; NUB_E_LAYOUT naming the field otherwise. */
+static nub_status norm_size(const char *name, uint64_t *v, uint64_t dflt, struct nub_error *err)
 {
-    if (*v > UINT64_MAX - (NUB_PAGE_SIZE - 1))
-        return -1;
-    *v = (*v + NUB_PAGE_SIZE - 1) & ~(NUB_PAGE_SIZE - 1);
-    return 0;
+    uint64_t r;
+    if (*v == 0)
+        *v = dflt;
+    if (!nub_align_up_u64(*v, NUB_PAGE_SIZE, &r) || r > NUB_MAX_REGIONS_SIZE)
+        return nub_err_set(err, NUB_E_LAYOUT, "config.%s = %llu is larger than the %llu bytes of the guest address space",
+                           name, (unsigned long long)*v, (unsigned long long)NUB_MAX_REGIONS_SIZE);
+    *v = r;
+    return NUB_OK;
 }
 
-static nub_status norm_size(const char *name, uint64_t *v, uint64_t dflt, struct nub_error *err)
+/* Like norm_size, but the value is only bounded, not rounded (max_image_size compares bytes). */
+static nub_status bound_size(const char *name, uint64_t *v, uint64_t dflt, struct nub_error *err)
 {
     if (*v == 0)
         *v = dflt;
-    if (page_round(v) != 0 || *v > NUB_MAX_REGIONS_SIZE)
-        return nub_err_set(err, NUB_E_LAYOUT, "config.%s = %llu is larger than the guest address space",
-                           name, (unsigned long long)*v);
+    if (*v > NUB_MAX_REGIONS_SIZE)
+        return nub_err_set(err, NUB_E_LAYOUT, "config.%s = %llu is larger than the %llu bytes of the guest address space",
+                           name, (unsigned long long)*v, (unsigned long long)NUB_MAX_REGIONS_SIZE);
     return NUB_OK;
 }
 
@@ -74,12 +81,10 @@ nub_status nub_config_normalise(const struct nub_config *in, struct nub_config *
     if ((rc = norm_size("heap_size", &out->heap_size, d.heap_size, err)) != NUB_OK ||
         (rc = norm_size("stack_size", &out->stack_size, d.stack_size, err)) != NUB_OK ||
         (rc = norm_size("input_size", &out->input_size, d.input_size, err)) != NUB_OK ||
-        (rc = norm_size("output_size", &out->output_size, d.output_size, err)) != NUB_OK)
+        (rc = norm_size("output_size", &out->output_size, d.output_size, err)) != NUB_OK ||
+        (rc = norm_size("scratch_size", &out->scratch_size, 0, err)) != NUB_OK ||
+        (rc = bound_size("max_image_size", &out->max_image_size, d.max_image_size, err)) != NUB_OK)
         return rc;
-    if (out->max_image_size == 0)
-        out->max_image_size = d.max_image_size;
-    if (out->scratch_size != 0 && page_round(&out->scratch_size) != 0)
-        return nub_err_set(err, NUB_E_LAYOUT, "config.scratch_size overflows");
     if (out->max_guest_log_level > NUB_LOG_LEVEL_TRACE)
         return nub_err_set(err, NUB_E_INVALID, "config.max_guest_log_level %u is above NUB_LOG_LEVEL_TRACE",
                            out->max_guest_log_level);

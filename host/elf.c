@@ -2,6 +2,7 @@
 #include <elf.h>
 #include <string.h>
 
+#include "checked.h"
 #include "internal.h"
 
 #define PAGE_MASK (NUB_PAGE_SIZE - 1)
@@ -34,8 +35,8 @@ static nub_status check_phdrs(const Elf64_Ehdr *eh, size_t len, struct nub_error
         return bad(err, "program header entry size is not sizeof(Elf64_Phdr)");
     if (eh->e_phnum == 0 || eh->e_phnum == PN_XNUM)
         return bad(err, "no program headers");
-    uint64_t table = (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr);
-    if (eh->e_phoff > len || table > len - eh->e_phoff)
+    uint64_t table = (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr); /* at most 65535 * 56 */
+    if (!nub_range_inside(eh->e_phoff, table, len))
         return bad(err, "truncated program headers (past the end of the file)");
     return NUB_OK;
 }
@@ -58,22 +59,25 @@ static nub_status add_segment(const Elf64_Phdr *ph, size_t len, uint64_t max_ima
 {
     if (ph->p_filesz > ph->p_memsz)
         return bad(err, "segment filesz is larger than memsz");
-    if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset)
+    if (!nub_range_inside(ph->p_offset, ph->p_filesz, len))
         return bad(err, "segment data lies outside the file");
     if ((ph->p_flags & PF_W) && (ph->p_flags & PF_X))
         return bad(err, "segment is both writable and executable (W+X)");
     if (ph->p_vaddr < NUB_KERNEL_BASE)
         return bad(err, "segment below NUB_KERNEL_BASE (link the guest at 0xffffffff80000000)");
-    uint64_t rel = ph->p_vaddr - NUB_KERNEL_BASE;
-    if (rel >= max_image || ph->p_memsz > max_image - rel)
+    uint64_t rel = ph->p_vaddr - NUB_KERNEL_BASE, end;
+    if (rel >= max_image || !nub_range_inside(rel, ph->p_memsz, max_image))
         return nub_err_set(err, NUB_E_ELF,
                            "invalid guest ELF: image larger than the configured maximum (%llu bytes)",
                            (unsigned long long)max_image);
+    /* Whatever max_image is, the page-rounded end must not wrap nor leave the address space. */
+    if (!nub_add_u64(rel, ph->p_memsz, &end) || !nub_align_up_u64(end, NUB_PAGE_SIZE, &end) ||
+        end > NUB_MAX_REGIONS_SIZE)
+        return bad(err, "segment ends beyond the guest address space");
     if (img->nsegs == NUB_ELF_MAX_SEGMENTS)
         return bad(err, "too many PT_LOAD segments");
     struct nub_elf_segment *s = &img->segs[img->nsegs++];
     s->vaddr = ph->p_vaddr & ~PAGE_MASK;
-    uint64_t end = (rel + ph->p_memsz + PAGE_MASK) & ~PAGE_MASK; /* no overflow: bounded by max_image */
     s->memsz = NUB_KERNEL_BASE + end - s->vaddr;
     s->copy_at = ph->p_vaddr - s->vaddr;
     s->file_off = ph->p_offset;
@@ -89,7 +93,8 @@ static nub_status check_overlaps(const struct nub_elf_image *img, struct nub_err
     for (size_t i = 0; i < img->nsegs; i++)
         for (size_t j = i + 1; j < img->nsegs; j++) {
             const struct nub_elf_segment *a = &img->segs[i], *b = &img->segs[j];
-            if (a->vaddr < b->vaddr + b->memsz && b->vaddr < a->vaddr + a->memsz)
+            /* add_segment bounded every end by the address space: the sums do not wrap. */
+            if (nub_ranges_overlap(a->vaddr, a->memsz, b->vaddr, b->memsz))
                 return bad(err, "segments overlap (at page granularity)");
         }
     return NUB_OK;

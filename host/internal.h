@@ -13,6 +13,7 @@
 #include "nub/abi.h"
 #include "nub/cdir.h"
 #include "nub/nub.h"
+#include "testing.h"
 
 /* ---- Errors (errors.c) ------------------------------------------------- */
 
@@ -114,7 +115,64 @@ nub_status nub_config_normalise(const struct nub_config *in, struct nub_config *
 nub_status nub_backend_pick(enum nub_backend want, const struct nub_hv_ops **ops,
                             enum nub_backend *chosen, struct nub_error *err);
 
-/* ---- Sandbox ----------------------------------------------------------- */
+/* ---- State machine (state.c) ------------------------------------------ */
+
+enum nub_sb_state { NUB_SB_UNINIT, NUB_SB_READY, NUB_SB_POISONED };
+
+/* What a claim requires of the phase. */
+enum nub_claim {
+    NUB_CLAIM_UNINIT, /* not evolved yet (evolve, registration) */
+    NUB_CLAIM_READY,  /* evolved and not poisoned (calls, cache reads) */
+    NUB_CLAIM_ANY,    /* any phase, poisoned included (restore, settings) */
+};
+
+/* Why the claimed generation was interrupted. */
+enum nub_cancel { NUB_CANCEL_NONE, NUB_CANCEL_INTERRUPT, NUB_CANCEL_TIMEOUT };
+
+/* The state machine; an interrupt handle is a counted reference to it. */
+typedef struct nub_interrupt_handle nub_state;
+
+/* Allocate sb->st (phase UNINIT) once sb->ops and sb->hv exist. */
+nub_status nub_state_new(nub_sandbox *sb, struct nub_error *err);
+
+/* At destroy: later interrupts through handles become no-ops; drops the sandbox's reference. */
+void nub_state_detach(nub_sandbox *sb);
+
+/*
+ * Claim the sandbox for one operation: NUB_E_BUSY (nothing recorded) while
+ * another claim is held; NUB_E_POISONED / NUB_E_STATE, recorded in
+ * sb->last, when the phase does not match `want`. On success a new
+ * generation starts and interrupts sent before it are discarded. Every
+ * write to the sandbox happens between a claim and its release.
+ */
+nub_status nub_state_claim(nub_sandbox *sb, enum nub_claim want);
+void nub_state_release(nub_sandbox *sb);
+
+/* Phase changes, by the claimer only. */
+void nub_state_poison(nub_sandbox *sb);
+void nub_state_evolved(nub_sandbox *sb);
+/* Back to READY (poisoning cleared) once the claimer restored guest memory and registers. */
+void nub_state_restore(nub_sandbox *sb);
+
+enum nub_sb_state nub_state_phase(const nub_sandbox *sb);
+/* Generation of the current claim (the claimer's own). */
+uint64_t nub_state_gen(const nub_sandbox *sb);
+/* Why the current generation was interrupted (NUB_CANCEL_NONE if it was not). */
+enum nub_cancel nub_state_cancel_reason(const nub_sandbox *sb);
+
+/*
+ * Interrupt generation `gen` (0: whichever is claimed now) with reason
+ * `why`: delivered to the backend only while that generation holds the
+ * claim, else no effect. NUB_E_STATE when the sandbox was destroyed.
+ */
+nub_status nub_state_interrupt(nub_state *st, uint64_t gen, enum nub_cancel why);
+
+/* Fail an unclaimed entry point: record code + message unless a claim is
+ * held (the running call's record is left alone); returns code. */
+nub_status nub_state_reject(nub_sandbox *sb, nub_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- Host functions (hostfn.c) ----------------------------------------- */
 
 #define NUB_MAX_HOST_FNS 64
 
@@ -124,13 +182,60 @@ struct nub_host_fn_entry {
     void *ctx;
 };
 
+/* The registered host functions; written only by nub_sandbox_register. */
+struct nub_host_fns {
+    size_t n;
+    struct nub_host_fn_entry e[NUB_MAX_HOST_FNS];
+};
+
+/* The entry registered under fn_id, or NULL. */
+const struct nub_host_fn_entry *nub_host_fn_find(const struct nub_host_fns *t, uint32_t fn_id);
+
+/* ---- Watchdog (watchdog.c) --------------------------------------------- */
+
+/* The call-timeout watchdog, started on the first timed run; fields owned by watchdog.c. */
+struct nub_watchdog {
+    bool running;
+    bool armed;
+    bool stop;
+    uint64_t gen;                /* claim generation the armed deadline belongs to */
+    struct timespec deadline;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+};
+
+/* Arm the timeout watchdog for one run (starting its thread if needed).
+ * NUB_E_NOMEM when its thread cannot be started (the sandbox is unchanged). */
+nub_status nub_watchdog_arm(nub_sandbox *sb);
+
+/* Disarm it at the end of a run. */
+void nub_watchdog_disarm(nub_sandbox *sb);
+
+/* Stop and join the watchdog thread, if any. */
+void nub_watchdog_stop(nub_sandbox *sb);
+
+/* ---- Cache reader state (cache.c) -------------------------------------- */
+
+/* What the reader knows about the guest's directory; fields owned by cache.c. */
+struct nub_cache_reader {
+    uint8_t state;              /* enum nub_cache_state, reset by every guest run */
+    struct nub_cdir_view dir;   /* valid while state == NUB_CACHE_READY */
+};
+
+/* Forget what the reader knew: the guest is about to run and may rewrite its directory. */
+void nub_cache_invalidate(nub_sandbox *sb);
+
+/* ---- Sandbox ----------------------------------------------------------- */
+
 struct nub_guest_counter {
     pthread_mutex_t lock;
     uint64_t value;
     volatile uint64_t *slot; /* in guest memory */
 };
 
-enum nub_sb_state { NUB_SB_UNINIT, NUB_SB_READY, NUB_SB_POISONED };
+/* Copy the counter's value into guest memory under its lock (before each run). */
+void nub_guest_counter_publish(nub_sandbox *sb);
 
 struct nub_sandbox {
     uint64_t id;
@@ -139,6 +244,7 @@ struct nub_sandbox {
     enum nub_backend backend;
     const struct nub_hv_ops *ops;
     struct nub_hv *hv;
+    nub_state *st;            /* phase, claim, generation, interrupts (state.c) */
     uint8_t *snapshot;        /* host mapping of the snapshot region */
     uint8_t *scratch;         /* host mapping of the scratch region */
     uint64_t entry_gva;
@@ -146,48 +252,31 @@ struct nub_sandbox {
     size_t nsegs;             /* the image's segments, for checking dispatch_gva */
     struct nub_elf_segment segs[NUB_ELF_MAX_SEGMENTS];
     uint64_t seed;
-    enum nub_sb_state state;
-    atomic_bool busy;
-    atomic_bool timed_out;
     uint32_t max_log_level;
-    size_t nhost_fns;
-    struct nub_host_fn_entry host_fns[NUB_MAX_HOST_FNS];
+    struct nub_host_fns host_fns;
     struct nub_guest_counter counter;
     bool counter_taken;
     struct nub_error last;
     nub_log_fn log_fn;
     void *log_ctx;
-    /* call timeout watchdog (watchdog.c), started on the first timed call */
-    bool wd_running;
-    bool wd_armed;
-    bool wd_stop;
-    uint64_t wd_gen;
-    struct timespec wd_deadline;
-    pthread_t wd_thread;
-    pthread_mutex_t wd_lock;
-    pthread_cond_t wd_cond;
+    struct nub_watchdog wd;
     /* console text from the print port, flushed at newline or when full */
     size_t print_len;
     char print_buf[256];
     /* calls that entered the guest through do_call (nub_sandbox_call_count) */
-    uint64_t calls;
-    /* cache reader (cache.c): enum nub_cache_state, reset by every guest run */
-    uint8_t cache_state;
-    struct nub_cdir_view cache_dir; /* valid while cache_state == NUB_CACHE_READY */
+    _Atomic uint64_t calls;
+    struct nub_cache_reader cache;
+    struct nub_test_hooks test; /* testing.h; all NULL outside tests */
 };
+
+/* nub_call_into inside a claim the caller holds (NUB_CLAIM_READY); the
+ * caller releases. Used by calls built on it (nub_put_cap). */
+nub_status nub_call_into_claimed(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
+                                 void *out, size_t out_cap, size_t *out_len);
 
 /* Run the guest from (rip, rsp) until it halts, servicing ports. Used by
  * evolve and call. On failure records in sb->last, poisons as needed. */
 nub_status nub_run_guest(nub_sandbox *sb, uint64_t rip);
-
-/* Arm the timeout watchdog for one call (starting its thread if needed). */
-nub_status nub_watchdog_arm(nub_sandbox *sb);
-
-/* Disarm it at the end of a call. */
-void nub_watchdog_disarm(nub_sandbox *sb);
-
-/* Stop and join the watchdog thread, if any. */
-void nub_watchdog_stop(nub_sandbox *sb);
 
 /* Forward a host-library log line (no-op unless logging is configured). */
 void nub_log_host(const nub_sandbox *sb, uint32_t level, const char *fmt, ...)
@@ -195,10 +284,10 @@ void nub_log_host(const nub_sandbox *sb, uint32_t level, const char *fmt, ...)
 
 /* ---- Cap cache reader (cache.c) --------------------------------------- */
 
-/* What the reader knows about the guest's cache directory (sb->cache_state). */
+/* What the reader knows about the guest's cache directory (sb->cache.state). */
 enum nub_cache_state {
     NUB_CACHE_UNCHECKED = 0, /* the guest ran since the last look: locate it again */
-    NUB_CACHE_READY = 1,     /* sb->cache_dir holds a validated header */
+    NUB_CACHE_READY = 1,     /* sb->cache.dir holds a validated header */
     NUB_CACHE_NONE = 2,      /* the guest published no directory */
     NUB_CACHE_BAD = 3,       /* inconsistent: every cap is absent until the guest runs again */
 };
@@ -221,18 +310,12 @@ int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
 
 /*
  * Look `hash` up in the guest's directory on behalf of a caller that has
- * claimed the sandbox (sb->busy) and checked that it is ready. Returns 1
+ * claimed the sandbox (nub_state_claim with NUB_CLAIM_READY). Returns 1
  * with the stored encoding in *data and *len (either may be NULL), or 0 when absent
  * or when the directory is missing or inconsistent (logged once per guest
  * run through the sandbox's log callback).
  */
 int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
                              const uint8_t **data, uint64_t *len);
-
-/* Claim the sandbox for a host-side read of guest memory: NUB_E_BUSY while
- * a call runs, NUB_E_POISONED / NUB_E_STATE (recorded in sb->last) unless
- * it is ready. Release with nub_cache_release(). */
-nub_status nub_cache_claim(nub_sandbox *sb);
-void nub_cache_release(nub_sandbox *sb);
 
 #endif /* NUB_HOST_INTERNAL_H */

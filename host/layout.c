@@ -1,6 +1,7 @@
-/* Guest memory layout (DESIGN.md section 3): region offsets, size checks and the host-built page tables. */
+/* Guest memory layout: region offsets, size checks and the host-built page tables. */
 #include <string.h>
 
+#include "checked.h"
 #include "internal.h"
 #include "nub/vmem.h"
 
@@ -15,11 +16,6 @@ struct mapping_list {
     size_t n;
     struct mapping m[MAX_MAPPINGS];
 };
-
-static uint64_t round_page(uint64_t v)
-{
-    return (v + NUB_PAGE_SIZE - 1) & ~(NUB_PAGE_SIZE - 1);
-}
 
 static void add(struct mapping_list *l, uint64_t va, uint64_t pa, uint64_t len, uint32_t flags)
 {
@@ -93,14 +89,24 @@ static nub_status size_tables(struct nub_layout *l, struct nub_error *err)
 static nub_status layout_scratch(const struct nub_config *cfg, struct nub_layout *l,
                                  struct nub_error *err)
 {
-    /* Each term is at most NUB_MAX_REGIONS_SIZE (config.c), so the sum cannot wrap. */
-    uint64_t need = cfg->input_size + cfg->output_size + cfg->stack_size + NUB_SCRATCH_FIXED_SIZE;
+    const uint64_t limit = NUB_MAX_REGIONS_SIZE;
+    uint64_t need;
+    if (!nub_add3_u64(cfg->input_size, cfg->output_size, cfg->stack_size, &need) ||
+        !nub_add_u64(need, NUB_SCRATCH_FIXED_SIZE, &need) || need > limit)
+        return nub_err_set(err, NUB_E_LAYOUT,
+                           "config.input_size + output_size + stack_size + %llu fixed bytes exceed the "
+                           "%llu bytes of the guest address space",
+                           (unsigned long long)NUB_SCRATCH_FIXED_SIZE, (unsigned long long)limit);
     uint64_t size = cfg->scratch_size ? cfg->scratch_size : need;
+    if (size > limit || size % NUB_PAGE_SIZE != 0)
+        return nub_err_set(err, NUB_E_LAYOUT, "config.scratch_size = %llu is not a page multiple within the %llu-byte address space",
+                           (unsigned long long)size, (unsigned long long)limit);
     if (size < need)
         return nub_err_set(err, NUB_E_LAYOUT,
                            "config.scratch_size = %llu is too small: input, output, stack, "
                            "guards, exception stack and top page need %llu",
                            (unsigned long long)size, (unsigned long long)need);
+    /* From here every offset is below size <= limit: no sum wraps. */
     l->scratch_size = size;
     l->input_off = size - need;
     l->input_size = cfg->input_size;
@@ -124,21 +130,21 @@ nub_status nub_layout_compute(const struct nub_config *cfg, uint64_t image_size,
     nub_status rc = layout_scratch(cfg, l, err);
     if (rc != NUB_OK)
         return rc;
+    uint64_t before_pt;
     l->image_size = image_size;
-    l->peb_off = round_page(image_size);
-    l->heap_off = l->peb_off + NUB_PAGE_SIZE;
     l->heap_size = cfg->heap_size;
-    l->init_off = l->heap_off + l->heap_size;
     l->init_size = init_len;
-    l->init_alloc = round_page(init_len);
-    l->pt_off = l->init_off + l->init_alloc;
-    uint64_t before_pt = l->pt_off + l->scratch_size;
-    if (l->pt_off > limit || before_pt > limit)
+    if (!nub_align_up_u64(image_size, NUB_PAGE_SIZE, &l->peb_off) ||
+        !nub_align_up_u64(init_len, NUB_PAGE_SIZE, &l->init_alloc) ||
+        !nub_add_u64(l->peb_off, NUB_PAGE_SIZE, &l->heap_off) ||
+        !nub_add_u64(l->heap_off, l->heap_size, &l->init_off) ||
+        !nub_add_u64(l->init_off, l->init_alloc, &l->pt_off) ||
+        !nub_add_u64(l->pt_off, l->scratch_size, &before_pt) || before_pt > limit)
         goto too_big;
     if ((rc = size_tables(l, err)) != NUB_OK)
         return rc;
-    l->snapshot_size = l->pt_off + l->pt_size;
-    if (l->snapshot_size > limit - l->scratch_size)
+    if (!nub_add_u64(l->pt_off, l->pt_size, &l->snapshot_size) ||
+        l->snapshot_size > limit - l->scratch_size)
         goto too_big;
     return NUB_OK;
 too_big:

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checked.h"
 #include "internal.h"
 #include "nub/wire.h"
 
@@ -133,6 +134,8 @@ static nub_status create(const uint8_t *elf, size_t len, const struct nub_init_d
         rc = build_memory(sb, &img, init, perms, &cr3, err);
     if (rc == NUB_OK)
         rc = create_vm(sb, cr3, err);
+    if (rc == NUB_OK)
+        rc = nub_state_new(sb, err);
     if (rc != NUB_OK)
         goto fail;
     pthread_mutex_init(&sb->counter.lock, NULL);
@@ -142,10 +145,11 @@ static nub_status create(const uint8_t *elf, size_t len, const struct nub_init_d
     sb->nsegs = img.nsegs;
     memcpy(sb->segs, img.segs, sizeof img.segs);
     sb->max_log_level = sb->cfg.max_guest_log_level;
-    sb->state = NUB_SB_UNINIT;
     *out = sb;
     return NUB_OK;
 fail:
+    if (sb->hv)
+        sb->ops->destroy(sb->hv);
     if (sb->snapshot)
         munmap(sb->snapshot, sb->lay.snapshot_size);
     if (sb->scratch)
@@ -167,12 +171,14 @@ nub_status nub_sandbox_new_from_buffer(const void *elf, size_t len, const struct
     return create(elf, len, init, cfg, out, err);
 }
 
-/* Read a whole file into a malloc'd buffer. */
+/* Read a whole regular file into a malloc'd buffer. O_NONBLOCK keeps open()
+ * from waiting on a FIFO without a writer; the type is checked before any read. */
 static nub_status read_file(const char *path, uint8_t **data, size_t *len, uint64_t max,
                             struct nub_error *err)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint64_t limit;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return nub_err_set(err, NUB_E_IO, "cannot open %s: %s", path, strerror(errno));
     nub_status rc = NUB_OK;
@@ -181,7 +187,9 @@ static nub_status read_file(const char *path, uint8_t **data, size_t *len, uint6
         rc = nub_err_set(err, NUB_E_IO, "%s is not a regular file", path);
         goto out;
     }
-    if ((uint64_t)st.st_size > max + (1u << 20)) {
+    if (!nub_add_u64(max, 1u << 20, &limit)) /* headers and symbols beyond the image */
+        limit = UINT64_MAX;
+    if ((uint64_t)st.st_size > limit) {
         rc = nub_err_set(err, NUB_E_ELF, "invalid guest ELF: %s is %lld bytes, above the image limit",
                          path, (long long)st.st_size);
         goto out;
@@ -236,6 +244,7 @@ void nub_sandbox_destroy(nub_sandbox *sb)
     if (sb == NULL)
         return;
     nub_watchdog_stop(sb);
+    nub_state_detach(sb); /* interrupts through handles are no-ops from here on */
     if (sb->hv)
         sb->ops->destroy(sb->hv);
     munmap(sb->snapshot, sb->lay.snapshot_size);
@@ -275,8 +284,12 @@ nub_status nub_sandbox_set_max_guest_log_level(nub_sandbox *sb, uint32_t level)
     if (sb == NULL)
         return NUB_E_INVALID;
     if (level > NUB_LOG_LEVEL_TRACE)
-        return nub_err_set(&sb->last, NUB_E_INVALID, "log level %u is above NUB_LOG_LEVEL_TRACE", level);
+        return nub_state_reject(sb, NUB_E_INVALID, "log level %u is above NUB_LOG_LEVEL_TRACE", level);
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_ANY);
+    if (rc != NUB_OK)
+        return rc;
     sb->max_log_level = level;
+    nub_state_release(sb);
     return NUB_OK;
 }
 
@@ -284,23 +297,12 @@ nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx)
 {
     if (sb == NULL)
         return NUB_E_INVALID;
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_ANY);
+    if (rc != NUB_OK)
+        return rc;
     sb->log_fn = fn;
     sb->log_ctx = ctx;
-    return NUB_OK;
-}
-
-nub_status nub_sandbox_register(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn, void *ctx)
-{
-    if (sb == NULL || fn == NULL)
-        return sb ? nub_err_set(&sb->last, NUB_E_INVALID, "host function is NULL") : NUB_E_INVALID;
-    if (sb->state != NUB_SB_UNINIT)
-        return nub_err_set(&sb->last, NUB_E_STATE, "host functions can only be registered before evolve");
-    for (size_t i = 0; i < sb->nhost_fns; i++)
-        if (sb->host_fns[i].fn_id == fn_id)
-            return nub_err_set(&sb->last, NUB_E_EXISTS, "host function %u is already registered", fn_id);
-    if (sb->nhost_fns == NUB_MAX_HOST_FNS)
-        return nub_err_set(&sb->last, NUB_E_TOO_LARGE, "at most %d host functions", NUB_MAX_HOST_FNS);
-    sb->host_fns[sb->nhost_fns++] = (struct nub_host_fn_entry){fn_id, fn, ctx};
+    nub_state_release(sb);
     return NUB_OK;
 }
 
@@ -308,11 +310,29 @@ nub_status nub_sandbox_guest_counter(nub_sandbox *sb, nub_guest_counter **out)
 {
     if (sb == NULL || out == NULL)
         return NUB_E_INVALID;
-    if (sb->counter_taken)
-        return nub_err_set(&sb->last, NUB_E_EXISTS, "the guest counter of this sandbox was already handed out");
-    sb->counter_taken = true;
-    *out = &sb->counter;
-    return NUB_OK;
+    nub_status rc = nub_state_claim(sb, NUB_CLAIM_ANY);
+    if (rc != NUB_OK)
+        return rc;
+    if (sb->counter_taken) {
+        rc = nub_err_set(&sb->last, NUB_E_EXISTS, "the guest counter of this sandbox was already handed out");
+    } else {
+        sb->counter_taken = true;
+        *out = &sb->counter;
+    }
+    nub_state_release(sb);
+    return rc;
+}
+
+void nub_guest_counter_publish(nub_sandbox *sb)
+{
+    struct nub_guest_counter *c = &sb->counter;
+    if (!sb->counter_taken)
+        return;
+    if (sb->test.before_counter_publish != NULL)
+        sb->test.before_counter_publish(sb->test.ctx, sb);
+    pthread_mutex_lock(&c->lock); /* an increment on another thread lands before or after, never between */
+    __atomic_store_n(c->slot, c->value, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static nub_status counter_add(nub_guest_counter *c, int delta)

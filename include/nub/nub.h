@@ -268,16 +268,41 @@ nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t
 void nub_free(void *p);
 
 /*
- * Interrupt the call running on `sb`, from any thread. The call ends with
- * NUB_E_CANCELLED. An interrupt that arrives when no call runs has no
- * effect on the next call.
+ * Interrupt the call running on `sb`, from any thread. Every call (and
+ * evolve) claims the sandbox and starts a new generation; an interrupt
+ * targets the generation claimed when it is sent. Sent after a call
+ * claimed the sandbox, it always ends that call: NUB_E_CANCELLED (poisoned)
+ * once the guest runs or would resume, unless the call had already
+ * finished in the guest or failed before entering it. Sent while no call
+ * runs, it has no effect on any later call. Returns NUB_OK in both cases.
+ * `sb` must stay alive for the duration of this function: a thread that
+ * cannot know that (a watchdog, a supervisor) uses an interrupt handle.
  */
 nub_status nub_interrupt(nub_sandbox *sb);
 
+/*
+ * A reference-counted handle for interrupting `sb` that stays valid after
+ * the sandbox is destroyed. Each call adds a reference (release each with
+ * nub_interrupt_handle_release(), from any thread, before or after
+ * nub_sandbox_destroy). NULL when sb is NULL.
+ */
+typedef struct nub_interrupt_handle nub_interrupt_handle;
+nub_interrupt_handle *nub_sandbox_interrupt_handle(nub_sandbox *sb);
+
+/*
+ * nub_interrupt() through a handle, from any thread, racing destroy
+ * included. NUB_E_STATE when the sandbox was already destroyed: nothing
+ * is interrupted and nothing else happens. NUB_E_INVALID for NULL.
+ */
+nub_status nub_interrupt_handle_interrupt(nub_interrupt_handle *h);
+
+/* Drop one reference; the handle is freed with its last one. NULL is ignored. */
+void nub_interrupt_handle_release(nub_interrupt_handle *h);
+
 /* ---- Caps --------------------------------------------------------------
  *
- * Caps are typed, immutable, content-addressed objects (DESIGN.md section
- * 7; the encoding and hashing are in nub/cap.h and docs/caps.md). The
+ * Caps are typed, immutable, content-addressed objects (the encoding and
+ * hashing are in nub/cap.h and docs/caps.md). The
  * reference guest kernel nubk (build/guests/nubk.elf, docs/nubk.md)
  * decodes, hashes and stores them in its cache directory, a table in guest
  * memory whose layout abi.h fixes. The host reads that directory directly,

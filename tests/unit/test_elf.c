@@ -194,3 +194,26 @@ Test(elf, random_corruption_never_crashes)
         }
     }
 }
+
+/* max_image_size unbounded and a segment whose page-rounded end wraps to 0 (the old
+ * loader kept image_size at 4 KiB and then copied file bytes 2 GiB past the mapping). */
+Test(elf, wrapping_segment_end_is_refused_whatever_the_limit)
+{
+    struct img m;
+    struct nub_elf_image img;
+    struct nub_error err;
+    make(&m);
+    uint64_t rel = m.ph[1].p_vaddr - KB;
+    m.ph[1].p_memsz = UINT64_MAX - rel;
+    nub_status rc = nub_elf_parse((const uint8_t *)&m, sizeof m, UINT64_MAX, &img, &err);
+    cr_assert_eq(rc, NUB_E_ELF, "parsed with image_size %llu", (unsigned long long)img.image_size);
+    cr_assert(strstr(err.message, "beyond the guest address space") != NULL, "%s", err.message);
+    make(&m);
+    m.ph[1].p_vaddr = UINT64_MAX - 0x10; /* rel near 2 GiB, end wraps */
+    m.ph[1].p_memsz = 0x20;
+    m.ph[1].p_filesz = 0x20;
+    cr_assert_eq(nub_elf_parse((const uint8_t *)&m, sizeof m, UINT64_MAX, &img, &err), NUB_E_ELF);
+    make(&m); /* the same image under an unbounded limit is fine when it fits */
+    cr_assert_eq(nub_elf_parse((const uint8_t *)&m, sizeof m, UINT64_MAX, &img, &err), NUB_OK, "%s", err.message);
+    cr_assert_eq(img.image_size, 0x6000);
+}

@@ -142,3 +142,38 @@ Test(layout, page_tables_map_every_region_and_leave_guards)
     cr_assert_neq(translate(&l, snap, cr3, NUB_MAX_GVA + 1, &pa, &f), 0, "last page unmapped");
     free(snap);
 }
+
+/* Sizes near UINT64_MAX: normalisation names the field, and the layout's own sums are
+ * checked even for a config that skipped normalisation (the old sum pt_off + scratch_size wrapped). */
+Test(layout, huge_sizes_name_the_field_without_wrapping)
+{
+    struct nub_config in, out;
+    struct nub_layout l;
+    struct nub_error err;
+    nub_config_default(&in);
+    in.scratch_size = UINT64_MAX - (NUB_PAGE_SIZE - 1);
+    cr_assert_eq(nub_config_normalise(&in, &out, &err), NUB_E_LAYOUT);
+    cr_assert(strstr(err.message, "scratch_size") != NULL, "%s", err.message);
+    nub_config_default(&in);
+    in.max_image_size = UINT64_MAX;
+    cr_assert_eq(nub_config_normalise(&in, &out, &err), NUB_E_LAYOUT);
+    cr_assert(strstr(err.message, "max_image_size") != NULL, "%s", err.message);
+    nub_config_default(&in);
+    in.max_image_size = NUB_MAX_REGIONS_SIZE;
+    cr_assert_eq(nub_config_normalise(&in, &out, &err), NUB_OK, "%s", err.message);
+    cr_assert_eq(out.max_image_size, NUB_MAX_REGIONS_SIZE);
+
+    struct nub_config raw = norm(NULL);
+    raw.scratch_size = UINT64_MAX - (NUB_PAGE_SIZE - 1);
+    cr_assert_eq(nub_layout_compute(&raw, 0x1000, 0, &l, &err), NUB_E_LAYOUT);
+    cr_assert(strstr(err.message, "scratch_size") != NULL, "%s", err.message);
+    raw = norm(NULL);
+    raw.input_size = UINT64_MAX - (NUB_PAGE_SIZE - 1);
+    raw.output_size = 2 * NUB_PAGE_SIZE;
+    cr_assert_eq(nub_layout_compute(&raw, 0x1000, 0, &l, &err), NUB_E_LAYOUT);
+    cr_assert(strstr(err.message, "input_size") != NULL, "%s", err.message);
+    raw = norm(NULL);
+    raw.heap_size = UINT64_MAX - (NUB_PAGE_SIZE - 1);
+    cr_assert_eq(nub_layout_compute(&raw, 0x1000, 0, &l, &err), NUB_E_LAYOUT);
+    cr_assert(strstr(err.message, "heap") != NULL, "%s", err.message);
+}
