@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "bytes.h"
+#include "checked.h"
 
 #define HDR_SIZE  ((uint64_t)sizeof(struct nub_cdir_header))
 #define SLOT_SIZE ((uint64_t)sizeof(struct nub_cdir_slot))
@@ -30,7 +31,7 @@ static int capacity_ok(uint64_t capacity)
 /* [off, off + len) lies inside [lo, hi), without overflow. */
 static int range_in(uint64_t off, uint64_t len, uint64_t lo, uint64_t hi)
 {
-    return off >= lo && off <= hi && len <= hi - off;
+    return off >= lo && hi >= lo && nub_range_inside(off - lo, len, hi - lo);
 }
 
 int nub_cdir_size(uint64_t capacity, uint64_t arena_size, uint64_t *size)
@@ -38,10 +39,8 @@ int nub_cdir_size(uint64_t capacity, uint64_t arena_size, uint64_t *size)
     if (size == NULL || !capacity_ok(capacity))
         return NUB_CDIR_E_INVALID;
     uint64_t table = capacity * SLOT_SIZE; /* capacity <= 2^32: no overflow */
-    uint64_t fixed = HDR_SIZE + table;
-    if (arena_size > UINT64_MAX - fixed)
+    if (!nub_add3_u64(HDR_SIZE, table, arena_size, size))
         return NUB_CDIR_E_INVALID;
-    *size = fixed + arena_size;
     return NUB_CDIR_OK;
 }
 

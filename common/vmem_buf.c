@@ -1,6 +1,8 @@
 /* nub vmem: page tables held in a byte buffer, bounds-checked table access ops and error names. */
 #include <nub/vmem.h>
 
+#include "checked.h"
+
 #define BUF_TABLE 4096u
 
 /* Offset of an n-byte, n-aligned entry at pa inside b, or false if any
@@ -110,7 +112,8 @@ int nub_vmem_buf_init(struct nub_vmem_buf *b, void *mem, uint64_t base_pa,
         return NUB_VMEM_E_INVAL;
     if ((base_pa & (BUF_TABLE - 1)) != 0)
         return NUB_VMEM_E_ALIGN;
-    if (cap > 0 && base_pa > UINT64_MAX - (cap - 1))
+    uint64_t last;
+    if (cap > 0 && !nub_add_u64(base_pa, cap - 1, &last))
         return NUB_VMEM_E_RANGE;
     b->mem = mem;
     b->base_pa = base_pa;

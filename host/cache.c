@@ -1,6 +1,7 @@
 /* Host cache reader: locates the guest's cap directory through the PEB and boot info, validates it as hostile memory, looks caps up without entering the guest. */
 #include <string.h>
 
+#include "checked.h"
 #include "internal.h"
 #include "nub/cdir.h"
 
@@ -10,7 +11,7 @@ static const uint8_t *snap_range(const uint8_t *snap, uint64_t snap_size, uint64
     if (gva < NUB_KERNEL_BASE)
         return NULL;
     uint64_t off = gva - NUB_KERNEL_BASE;
-    if (off > snap_size || size > snap_size - off)
+    if (!nub_range_inside(off, size, snap_size))
         return NULL;
     return snap + off;
 }
@@ -29,7 +30,7 @@ int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
     struct nub_boot_info bi;
     if (why == NULL)
         why = &unused;
-    if (snap == NULL || v == NULL || peb_off > snap_size || snap_size - peb_off < sizeof peb)
+    if (snap == NULL || v == NULL || !nub_range_inside(peb_off, sizeof peb, snap_size))
         return corrupt(why, "no PEB inside the snapshot region");
     memcpy(&peb, snap + peb_off, sizeof peb);
     if (peb.boot_info_gva == 0)

@@ -27,8 +27,11 @@ extern "C" {
  * nub_sandbox_last_error(). The library never exits, aborts or prints on
  * its own; it keeps no global mutable state, so any number of sandboxes
  * live in one process and distinct sandboxes may be used from different
- * threads at the same time. One sandbox is used by one thread at a time,
- * except nub_interrupt(), which any thread may call.
+ * threads at the same time. One sandbox is used by one thread at a time:
+ * every operation claims it first, and a second thread meanwhile gets
+ * NUB_E_BUSY without disturbing the first. The exceptions are
+ * nub_interrupt() and interrupt handles, and the guest counter's
+ * functions, which any thread may call (docs/errors.md, "Threads").
  */
 
 typedef int nub_status;
@@ -84,7 +87,7 @@ struct nub_config {
     uint64_t input_size;          /* host->guest buffer bytes [64 KiB] */
     uint64_t output_size;         /* guest->host buffer bytes [64 KiB] */
     uint64_t scratch_size;        /* 0 = computed from the above; else checked */
-    uint64_t max_image_size;      /* largest loaded ELF image [64 MiB] */
+    uint64_t max_image_size;      /* largest loaded ELF image [64 MiB]; the file may be 1 MiB more */
     enum nub_backend backend;     /* [NUB_BACKEND_AUTO, or $NUB_BACKEND] */
     uint32_t max_guest_log_level; /* NUB_LOG_LEVEL_* (abi.h) [ERROR] */
     uint32_t call_timeout_ms;     /* 0 = no timeout [0] */
@@ -93,7 +96,9 @@ struct nub_config {
 /*
  * Fill `cfg` with the defaults above. The environment variable
  * NUB_BACKEND=kvm|emu|auto, when set, picks the default backend.
- * Sizes are rounded up to whole pages when the sandbox is created.
+ * Sizes are rounded up to whole pages when the sandbox is created; each
+ * size field above NUB_MAX_REGIONS_SIZE (abi.h, the top 2 GiB) is
+ * NUB_E_LAYOUT with a message naming the field.
  */
 void nub_config_default(struct nub_config *cfg);
 
@@ -126,7 +131,9 @@ struct nub_error {
 typedef struct nub_sandbox nub_sandbox;
 
 /*
- * Create an uninitialised sandbox from the guest ELF at `path`.
+ * Create an uninitialised sandbox from the guest ELF at `path`, which must
+ * be a regular file (a FIFO, device or directory is NUB_E_IO at once,
+ * without waiting for a writer).
  * init: optional init data (NULL for none). cfg: NULL for defaults.
  * err: optional; filled on failure with the reason (e.g. which ELF check
  * failed, which layout field does not fit).
@@ -143,7 +150,8 @@ nub_status nub_sandbox_new_from_buffer(const void *elf, size_t len,
                                        const struct nub_config *cfg, nub_sandbox **out,
                                        struct nub_error *err);
 
-/* Release every resource of the sandbox. NULL is ignored. Must not race a call. */
+/* Release every resource of the sandbox. NULL is ignored. Must not race
+ * a call or nub_interrupt(sb); interrupt handles may race it. */
 void nub_sandbox_destroy(nub_sandbox *sb);
 
 /* The last failure recorded on `sb` (never NULL for a valid handle). */
@@ -161,7 +169,8 @@ enum nub_backend nub_sandbox_backend(const nub_sandbox *sb);
 /* Largest payload nub_call() accepts (the input buffer's capacity). */
 size_t nub_sandbox_max_input(const nub_sandbox *sb);
 
-/* Set the most verbose guest log level forwarded (NUB_LOG_LEVEL_*). Any state. */
+/* Set the most verbose guest log level forwarded (NUB_LOG_LEVEL_*). Any
+ * state; NUB_E_BUSY while another thread's call holds the sandbox. */
 nub_status nub_sandbox_set_max_guest_log_level(nub_sandbox *sb, uint32_t level);
 
 /* ---- Logging ----------------------------------------------------------- */
@@ -181,7 +190,8 @@ enum nub_log_source {
 typedef void (*nub_log_fn)(void *ctx, enum nub_log_source src, uint32_t level,
                            const char *msg, size_t len);
 
-/* Install (or with fn == NULL remove) the sandbox's log callback. Default: none, nothing is logged. */
+/* Install (or with fn == NULL remove) the sandbox's log callback. Default:
+ * none, nothing is logged. NUB_E_BUSY while a call holds the sandbox. */
 nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx);
 
 /* ---- Host functions ---------------------------------------------------- */
@@ -210,7 +220,8 @@ typedef int (*nub_host_fn)(void *ctx, struct nub_host_call *call);
 /*
  * Register `fn` under `fn_id` for guest->host calls; ctx is passed back.
  * Only on an uninitialised sandbox (NUB_E_STATE after evolve). A second
- * registration of one fn_id: NUB_E_EXISTS.
+ * registration of one fn_id: NUB_E_EXISTS. NUB_E_BUSY while another
+ * thread holds the sandbox.
  */
 nub_status nub_sandbox_register(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn, void *ctx);
 
@@ -223,7 +234,10 @@ nub_status nub_sandbox_register(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn,
  */
 typedef struct nub_guest_counter nub_guest_counter;
 
-/* Hand out the sandbox's counter (value 0). A second request: NUB_E_EXISTS. */
+/* Hand out the sandbox's counter (value 0). A second request: NUB_E_EXISTS.
+ * The counter functions below may then be called from any thread; each run
+ * copies the value into guest memory under the counter's lock, so the guest
+ * sees every change that completed before its run started. */
 nub_status nub_sandbox_guest_counter(nub_sandbox *sb, nub_guest_counter **out);
 
 /* Add one; NUB_E_OVERFLOW at UINT64_MAX (value unchanged). Thread-safe. */
@@ -397,8 +411,10 @@ nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
 nub_status nub_cap_hash_bytes(const void *cap, size_t len, uint8_t out[NUB_CAP_HASH_LEN]);
 
 /* Calls made into the guest on `sb` by nub_call / nub_call_into and the
- * functions built on them (nub_put_cap, ...) that passed the state checks.
- * Reads of the cache directory do not count. */
+ * functions built on them (nub_put_cap, ...) that entered the guest: calls
+ * refused before it (NUB_E_TOO_LARGE, NUB_E_INVALID, state errors, a
+ * watchdog that could not start) and reads of the cache directory do not
+ * count. */
 uint64_t nub_sandbox_call_count(const nub_sandbox *sb);
 
 #ifdef __cplusplus

@@ -590,6 +590,63 @@ BACKEND_TEST(caps, corrupted_directory_reads_absent_and_warns_once)
     nub_sandbox_destroy(sb);
 }
 
+/*
+ * Random damage to the guest's directory header and table: every lookup is
+ * absent or a view inside guest memory, an inconsistent directory is
+ * reported with exactly one warning per guest run, and once the bytes are
+ * back and the guest has run, every cap is found again (still usable).
+ */
+BACKEND_TEST(caps, random_directory_damage_reads_absent_warns_once_stays_usable, .timeout = 300)
+{
+    struct logbook lb;
+    nub_sandbox *sb = new_nubk(backend, 64, 0, 0, &lb);
+    uint8_t hashes[8][32], *encs[8];
+    size_t lens[8];
+    for (uint64_t i = 0; i < 8; i++) {
+        encs[i] = small_data(i, &lens[i]);
+        put_expect(sb, encs[i], lens[i], hashes[i]);
+    }
+    uint8_t *dir = dir_header(sb);
+    size_t span = 64 + 64 * sizeof(struct nub_cdir_slot), reported = 0;
+    uint8_t *saved = malloc(span);
+    memcpy(saved, dir, span);
+    uint64_t seed = 0x5eed;
+    for (int round = 0; round < 60; round++) {
+        for (int k = 0, n = 1 + (int)(rng_next(&seed) % 16); k < n; k++)
+            dir[rng_next(&seed) % span] = (uint8_t)rng_next(&seed);
+        expect_smoke(sb); /* the reader looks again after every guest run */
+        int before = lb.warnings;
+        uint64_t count = 0;
+        nub_status crc = nub_cache_count(sb, &count);
+        cr_assert(crc == NUB_OK || crc == NUB_E_PROTOCOL, "count: %s", nub_strerror(crc));
+        for (int i = 0; i < 8; i++) {
+            const uint8_t *data = NULL;
+            size_t len = 0;
+            int has = nub_cache_contains(sb, hashes[i]);
+            nub_status grc = nub_cache_get(sb, hashes[i], &data, &len);
+            cr_assert(has == 0 || has == 1);
+            cr_assert(grc == NUB_OK || grc == NUB_E_NOT_FOUND, "get: %s", nub_strerror(grc));
+            if (grc == NUB_OK)
+                cr_assert(data >= sb->snapshot && len <= sb->lay.snapshot_size &&
+                          (uint64_t)(data - sb->snapshot) <= sb->lay.snapshot_size - len,
+                          "a view outside guest memory");
+        }
+        int delta = lb.warnings - before;
+        cr_assert(delta == 0 || delta == 1, "%d warnings in one guest run", delta);
+        cr_assert(crc == NUB_OK || delta == 1, "an inconsistent directory without a warning");
+        reported += delta;
+        memcpy(dir, saved, span);
+        expect_smoke(sb);
+        for (int i = 0; i < 8; i++)
+            expect_stored(sb, hashes[i], encs[i], lens[i]);
+    }
+    cr_assert_gt(reported, 0, "no round produced an inconsistency");
+    for (int i = 0; i < 8; i++)
+        free(encs[i]);
+    free(saved);
+    nub_sandbox_destroy(sb);
+}
+
 /* Run `nub caps MODE FILE` (the CLI next to the guest directory) and read the hash it prints. */
 static int cli_hash(const char *nub, const char *mode, const char *backend, const char *file, char out[65])
 {

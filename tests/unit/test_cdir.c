@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../../host/internal.h"
+#include "bytes.h"
 #include "nub/abi.h"
 #include "nub/cdir.h"
 
@@ -222,6 +223,104 @@ Test(cdir, slots_pointing_outside_the_arena)
     free(d);
 }
 
+/* Which header bytes and which slots a mutation round changed. */
+struct damage {
+    int header;
+    uint8_t slot[32];
+};
+
+/* Change 1..24 random bytes of the header and table (not the arena), recording what changed. */
+static void mutate(uint64_t *seed, uint8_t *d, struct damage *dm)
+{
+    memset(dm, 0, sizeof *dm);
+    for (int k = 0, flips = 1 + (int)(rng(seed) % 24); k < flips; k++) {
+        uint64_t at = rng(seed) % (64 + 32 * 48);
+        uint8_t v = (uint8_t)rng(seed);
+        if (d[at] == v)
+            continue;
+        d[at] = v;
+        if (at < 64)
+            dm->header = 1;
+        else
+            dm->slot[(at - 64) / 48] = 1;
+    }
+}
+
+/* Index of the slot holding hash_of(i) in a freshly built directory. */
+static uint64_t slot_of(const uint8_t *d, uint64_t i)
+{
+    uint8_t h[32];
+    hash_of(i, h);
+    for (uint64_t k = 0; k < 32; k++)
+        if (memcmp(d + 64 + k * 48, h, 32) == 0)
+            return k;
+    cr_assert_fail("entry %llu not in the table", (unsigned long long)i);
+    return 0;
+}
+
+/*
+ * A directory of 20 entries with its header and table mutated. Whatever the
+ * damage: open answers OK or CORRUPT, and OK only with a view inside the
+ * block; an intact header always opens and counts 20; a hit is inside the
+ * arena (find) and, when its own slot is intact, is that entry's bytes; an
+ * entry whose probe run (home slot to its slot) is intact is found; after the damage an
+ * insert either succeeds (and is then found) or reports the problem.
+ */
+static void mutate_and_check(uint64_t *seed)
+{
+    uint64_t size, home[20];
+    uint8_t *d = new_dir(32, 512, &size);
+    for (uint64_t i = 0; i < 20; i++) {
+        cr_assert_eq(insert(d, size, i), NUB_CDIR_OK);
+        home[i] = slot_of(d, i);
+    }
+    struct damage dm;
+    mutate(seed, d, &dm);
+    struct nub_cdir_view v;
+    int rc = nub_cdir_open(&v, d, size);
+    cr_assert(rc == NUB_CDIR_OK || rc == NUB_CDIR_E_CORRUPT, "open returned %d", rc);
+    cr_assert(dm.header || rc == NUB_CDIR_OK, "an intact header must open");
+    if (rc == NUB_CDIR_OK) {
+        cr_assert(v.base == d && v.size == size);
+        cr_assert(v.table_off >= 64 && v.table_off <= size && v.capacity * 48 <= size - v.table_off);
+        cr_assert(v.arena_off <= size && v.arena_size <= size - v.arena_off);
+        uint64_t n = 0;
+        int crc = nub_cdir_count(&v, &n);
+        cr_assert(dm.header || (crc == NUB_CDIR_OK && n == 20), "count of an intact header: %d, %llu", crc,
+                  (unsigned long long)n);
+        for (uint64_t i = 0; i < 20; i++) {
+            uint8_t h[32];
+            uint64_t off = 0, len = 0;
+            hash_of(i, h);
+            int f = find(&v, h);
+            if (f == 1 && !dm.slot[home[i]] && nub_cdir_find(&v, h, &off, &len) == 1)
+                cr_assert(len == sizeof i && memcmp(d + off, &i, sizeof i) == 0, "entry %llu: wrong bytes",
+                          (unsigned long long)i);
+            /* Probing starts at the hash's first 8 bytes mod capacity and walks to the entry's slot. */
+            int intact_run = !dm.header;
+            for (uint64_t k = nub_load_le64(h) & 31;; k = (k + 1) & 31) {
+                intact_run &= !dm.slot[k];
+                if (k == home[i])
+                    break;
+            }
+            cr_assert(!intact_run || f == 1, "entry %llu lost with its probe run intact", (unsigned long long)i);
+        }
+    }
+    uint64_t fresh = 1000 + rng(seed) % 1000;
+    int irc = insert(d, size, fresh);
+    cr_assert(irc == NUB_CDIR_OK || irc == NUB_CDIR_E_CORRUPT || irc == NUB_CDIR_E_FULL || irc == NUB_CDIR_E_ARENA,
+              "insert returned %d", irc);
+    if (irc == NUB_CDIR_OK) {
+        uint8_t h[32];
+        uint64_t off = 0, len = 0;
+        hash_of(fresh, h);
+        cr_assert_eq(nub_cdir_open(&v, d, size), NUB_CDIR_OK, "insert succeeded on a directory that does not open");
+        cr_assert_eq(nub_cdir_find(&v, h, &off, &len), 1, "a successful insert is found");
+        cr_assert(len == sizeof fresh && memcmp(d + off, &fresh, sizeof fresh) == 0);
+    }
+    free(d);
+}
+
 Test(cdir, random_bytes_and_mutations_never_crash)
 {
     uint64_t seed = 0xfeedface;
@@ -233,26 +332,8 @@ Test(cdir, random_bytes_and_mutations_never_crash)
         cr_assert_eq(nub_cdir_open(&v, d, size), NUB_CDIR_E_CORRUPT, "random bytes pass as a header");
         free(d);
     }
-    for (int round = 0; round < 500; round++) {
-        uint64_t size;
-        uint8_t *d = new_dir(32, 512, &size);
-        for (uint64_t i = 0; i < 20; i++)
-            insert(d, size, i);
-        for (int k = 0, flips = 1 + (int)(rng(&seed) % 24); k < flips; k++)
-            d[rng(&seed) % (64 + 32 * 48)] = (uint8_t)rng(&seed);
-        struct nub_cdir_view v;
-        if (nub_cdir_open(&v, d, size) == NUB_CDIR_OK) {
-            uint8_t h[32];
-            for (uint64_t i = 0; i < 30; i++) {
-                hash_of(i, h);
-                find(&v, h);
-            }
-            uint64_t n;
-            nub_cdir_count(&v, &n);
-        }
-        insert(d, size, 1000 + (uint64_t)round);
-        free(d);
-    }
+    for (int round = 0; round < 500; round++)
+        mutate_and_check(&seed);
 }
 
 /* ---- the host reader: nub_cache_locate over a fake snapshot region ------ */
@@ -380,28 +461,57 @@ Test(cache_reader, directory_at_the_very_end_of_memory)
     free(snap);
 }
 
+/*
+ * Scribble over the boot info and the directory (header and table). The
+ * reader answers OK, NONE or CORRUPT (with a reason, see locate()); OK only
+ * with a view inside the snapshot region; every hit inside the arena
+ * (find); intact boot info and header always locate, and with the table
+ * intact too every entry is found with its bytes; a broken boot-info magic
+ * is always CORRUPT.
+ */
 Test(cache_reader, random_memory_never_crashes)
 {
     uint64_t seed = 0xabad1dea;
+    int located = 0, corrupt = 0;
     for (int round = 0; round < 300; round++) {
         struct fake f = fake_new();
-        /* Scribble over the boot info and the directory (header and table). */
+        int bi_hit = 0, magic_hit = 0, hdr_hit = 0, table_hit = 0;
         for (int k = 0, n = 1 + (int)(rng(&seed) % 40); k < n; k++) {
             uint64_t where = rng(&seed) % 3;
             uint64_t off = where == 0 ? BI_OFF + rng(&seed) % sizeof(struct nub_boot_info)
                                       : DIR_OFF + rng(&seed) % (64 + 64 * 48);
-            f.snap[off] = (uint8_t)rng(&seed);
+            uint8_t v = (uint8_t)rng(&seed);
+            if (f.snap[off] == v)
+                continue;
+            f.snap[off] = v;
+            bi_hit |= where == 0;
+            magic_hit |= where == 0 && off < BI_OFF + 8;
+            hdr_hit |= where != 0 && off < DIR_OFF + 64;
+            table_hit |= where != 0 && off >= DIR_OFF + 64;
         }
-        if (round % 10 == 0)
+        if (round % 10 == 0) {
             fill(&seed, f.snap + DIR_OFF, 64 + 64 * 48);
+            hdr_hit = table_hit = 1;
+        }
         struct nub_cdir_view v;
-        if (locate(&f, &v) == NUB_CDIR_OK) {
+        int rc = locate(&f, &v);
+        cr_assert(rc == NUB_CDIR_OK || rc == NUB_CACHE_LOCATE_NONE || rc == NUB_CDIR_E_CORRUPT, "rc %d", rc);
+        cr_assert(!magic_hit || rc == NUB_CDIR_E_CORRUPT, "a broken boot-info magic located (%d)", rc);
+        cr_assert(bi_hit || hdr_hit || rc == NUB_CDIR_OK, "intact boot info and header must locate (%d)", rc);
+        located += rc == NUB_CDIR_OK;
+        corrupt += rc == NUB_CDIR_E_CORRUPT;
+        if (rc == NUB_CDIR_OK) {
+            cr_assert(v.base >= f.snap && v.size <= SNAP_SIZE &&
+                      (uint64_t)(v.base - f.snap) <= SNAP_SIZE - v.size, "view outside the region");
             uint8_t h[32];
             for (uint64_t i = 0; i < 20; i++) {
                 hash_of(i, h);
-                find(&v, h);
+                int found = find(&v, h);
+                if (!bi_hit && !hdr_hit && !table_hit)
+                    cr_assert_eq(found, i < 10, "entry %llu with nothing damaged", (unsigned long long)i);
             }
         }
         free(f.snap);
     }
+    cr_assert(located > 0 && corrupt > 0, "both outcomes exercised (%d located, %d corrupt)", located, corrupt);
 }
