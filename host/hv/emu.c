@@ -8,6 +8,7 @@
 
 #include <unicorn/unicorn.h>
 
+#include "emu_pagelock.h"
 #include "emu_x86.h"
 #include "nub/vmem.h"
 
@@ -635,38 +636,81 @@ static nub_status map_run(struct nub_hv *hv, const struct emu_mem *m,
     return NUB_OK;
 }
 
-/* Walk the page tables at cfg->cr3 and map every virtual run. */
-static nub_status map_memory(struct nub_hv *hv, const struct nub_hv_config *cfg, char *err,
-                             size_t len)
-{
-    struct emu_mem m = {.regions = cfg->regions, .n = cfg->nregions};
-    struct nub_vmem_ops ops = {.ctx = &m, .read = walk_read, .root = cfg->cr3};
+/*
+ * Where the mappings land in Unicorn's internal RAM address space decides
+ * what a guest store costs (docs/backends.md, "The emu cost model"): every
+ * store to RAM runs Unicorn 2.0.1's code-invalidation slow path, which stops
+ * early only when no translated code lives in the same 4 MiB chunk of that
+ * space (QEMU's PageDesc chunks of 1024 pages). So executable runs are
+ * mapped first, then a placeholder block of EMU_CODE_GAP bytes, then every
+ * other run, and the placeholder is unmapped last: data always starts in a
+ * later chunk than code. The placeholder sits at a non-canonical address,
+ * which no page-table run can map, and is gone before the guest runs.
+ */
+#define EMU_CODE_GAP      (4ull << 20)
+#define EMU_GAP_VA        0x0000800000000000ull /* first non-canonical address */
+
+struct emu_walk {
+    struct emu_mem m;
+    struct nub_vmem_ops ops;
     struct nub_vmem_walk w;
+    unsigned nruns;
+};
+
+/* Map the runs whose executability is `exec` (one pass over the page tables). */
+static nub_status map_pass(struct nub_hv *hv, struct emu_walk *ew, bool exec, char *err,
+                           size_t len)
+{
     struct nub_vmem_run run;
-    unsigned nruns = 0;
     int rc;
-    if ((cfg->cr3 & (EMU_PAGE - 1)) != 0 || region_of(&m, cfg->cr3, EMU_PAGE) == NULL) {
-        nub_hv_fmt(err, len, "emu: cr3 0x%llx is not a page inside a memory region",
-                   (unsigned long long)cfg->cr3);
-        return NUB_E_BACKEND;
-    }
-    nub_vmem_runs_init(&w, &ops);
-    nub_vmem_walk_budget(&w, EMU_WALK_BUDGET);
-    while ((rc = nub_vmem_runs_next(&w, &run)) > 0) {
-        if (++nruns > EMU_MAX_RUNS) {
+    nub_vmem_runs_init(&ew->w, &ew->ops);
+    nub_vmem_walk_budget(&ew->w, EMU_WALK_BUDGET);
+    while ((rc = nub_vmem_runs_next(&ew->w, &run)) > 0) {
+        if (((run.flags & NUB_VMEM_X) != 0) != exec)
+            continue;
+        if (++ew->nruns > EMU_MAX_RUNS) {
             nub_hv_fmt(err, len, "emu: page tables map more than %u runs", EMU_MAX_RUNS);
             return NUB_E_BACKEND;
         }
-        nub_status st = map_run(hv, &m, &run, err, len);
+        nub_status st = map_run(hv, &ew->m, &run, err, len);
         if (st != NUB_OK)
             return st;
     }
     if (rc < 0) {
         nub_hv_fmt(err, len, "emu: walking the page tables at cr3 0x%llx failed: %s",
-                   (unsigned long long)cfg->cr3, nub_vmem_err_name(rc));
+                   (unsigned long long)ew->ops.root, nub_vmem_err_name(rc));
         return NUB_E_BACKEND;
     }
     return NUB_OK;
+}
+
+/* Walk the page tables at cfg->cr3 and map every virtual run: code, the gap, then data. */
+static nub_status map_memory(struct nub_hv *hv, const struct nub_hv_config *cfg, char *err,
+                             size_t len)
+{
+    struct emu_walk ew = {.m = {.regions = cfg->regions, .n = cfg->nregions}};
+    ew.ops = (struct nub_vmem_ops){.ctx = &ew.m, .read = walk_read, .root = cfg->cr3};
+    if ((cfg->cr3 & (EMU_PAGE - 1)) != 0 || region_of(&ew.m, cfg->cr3, EMU_PAGE) == NULL) {
+        nub_hv_fmt(err, len, "emu: cr3 0x%llx is not a page inside a memory region",
+                   (unsigned long long)cfg->cr3);
+        return NUB_E_BACKEND;
+    }
+    nub_emu_pagelock_init();
+    nub_status st = map_pass(hv, &ew, true, err, len);
+    if (st != NUB_OK)
+        return st;
+    uc_err ue = uc_mem_map(hv->uc, EMU_GAP_VA, EMU_CODE_GAP, UC_PROT_NONE);
+    if (ue != UC_ERR_OK) {
+        nub_hv_fmt(err, len, "emu: reserving the code/data gap: %s", uc_strerror(ue));
+        return ue == UC_ERR_NOMEM ? NUB_E_NOMEM : NUB_E_BACKEND;
+    }
+    st = map_pass(hv, &ew, false, err, len);
+    ue = uc_mem_unmap(hv->uc, EMU_GAP_VA, EMU_CODE_GAP);
+    if (st == NUB_OK && ue != UC_ERR_OK) {
+        nub_hv_fmt(err, len, "emu: releasing the code/data gap: %s", uc_strerror(ue));
+        st = NUB_E_BACKEND;
+    }
+    return st;
 }
 
 /* ---- create: CPU state and hooks ----------------------------------------- */
