@@ -25,6 +25,22 @@ static uint64_t pad8(uint64_t n)
     return (n + 7u) & ~(uint64_t)7u;
 }
 
+_Static_assert(offsetof(struct nub_msg, kind) == 4 && offsetof(struct nub_msg, id) == 8 &&
+               offsetof(struct nub_msg, reserved) == 12 && offsetof(struct nub_msg, payload_len) == 16 &&
+               offsetof(struct nub_msg, error_len) == 24 && sizeof(struct nub_msg) == 32,
+               "push_commit writes the header as four 8-byte words");
+
+/* Zero the `pad` (0-7) bytes just below the 8-aligned `end`, keeping the
+ * data bytes that share their word: one aligned load and store. */
+static void zero_padding(uint8_t *end, uint64_t pad)
+{
+    if (pad == 0)
+        return;
+    uint64_t w = nub_load_le64(end - 8);
+    w &= ((uint64_t)1 << (8u * (8u - pad))) - 1u;
+    nub_store_le64(end - 8, w);
+}
+
 int nub_wire_init(uint8_t *buf, uint64_t size)
 {
     int rc = buffer_ok(buf, size);
@@ -94,13 +110,13 @@ int nub_wire_push_commit(uint8_t *buf, uint64_t size, uint32_t kind, uint32_t id
     uint64_t used = HDR_LEN + payload_len + error_len;
     uint64_t bp_off = sp + pad8(used);
     uint8_t *hdr = buf + sp;
-    nub_store_le32(hdr + offsetof(struct nub_msg, magic), NUB_MSG_MAGIC);
-    nub_store_le32(hdr + offsetof(struct nub_msg, kind), kind);
-    nub_store_le32(hdr + offsetof(struct nub_msg, id), id);
-    nub_store_le32(hdr + offsetof(struct nub_msg, reserved), 0);
+    /* sp is 8-aligned (nub_wire_sp checked it), so these are four aligned
+     * 8-byte stores: magic and kind, id and reserved (0), the two lengths. */
+    nub_store_le64(hdr, (uint64_t)NUB_MSG_MAGIC | (uint64_t)kind << 32);
+    nub_store_le64(hdr + offsetof(struct nub_msg, id), id);
     nub_store_le64(hdr + offsetof(struct nub_msg, payload_len), payload_len);
     nub_store_le64(hdr + offsetof(struct nub_msg, error_len), error_len);
-    nub_bytes_zero(buf + sp + used, (size_t)(bp_off - (sp + used)));
+    zero_padding(buf + bp_off, bp_off - (sp + used));
     nub_store_le64(buf + bp_off, sp);
     nub_store_le64(buf, bp_off + 8u);
     return NUB_WIRE_OK;
@@ -127,7 +143,7 @@ static int known_kind(uint32_t kind)
 }
 
 /* Validate the header of the frame [bp, end) and fill *msg. */
-static int parse_frame(const uint8_t *buf, uint64_t bp, uint64_t end,
+static inline int parse_frame(const uint8_t *buf, uint64_t bp, uint64_t end,
                        struct nub_wire_msg *msg)
 {
     uint64_t frame = end - bp;
@@ -156,7 +172,8 @@ static int parse_frame(const uint8_t *buf, uint64_t bp, uint64_t end,
     return NUB_WIRE_OK;
 }
 
-int nub_wire_peek(const uint8_t *buf, uint64_t size, struct nub_wire_msg *msg)
+/* nub_wire_peek(); inlined where only part of *msg is needed, so the rest is never stored. */
+static inline int peek_top(const uint8_t *buf, uint64_t size, struct nub_wire_msg *msg)
 {
     uint64_t sp;
     int rc = nub_wire_sp(buf, size, &sp);
@@ -170,6 +187,20 @@ int nub_wire_peek(const uint8_t *buf, uint64_t size, struct nub_wire_msg *msg)
     if (bp < NUB_WIRE_EMPTY_SP || bp % 8 != 0 || bp >= bp_slot)
         return NUB_WIRE_E_BACKPTR;
     return parse_frame(buf, bp, bp_slot, msg);
+}
+
+int nub_wire_peek(const uint8_t *buf, uint64_t size, struct nub_wire_msg *msg)
+{
+    return peek_top(buf, size, msg);
+}
+
+int nub_wire_top(const uint8_t *buf, uint64_t size, uint64_t *frame_off)
+{
+    struct nub_wire_msg msg;
+    int rc = peek_top(buf, size, &msg);
+    if (rc == NUB_WIRE_OK)
+        *frame_off = msg.frame_off;
+    return rc;
 }
 
 int nub_wire_peek_kind(const uint8_t *buf, uint64_t size, uint32_t kind,
@@ -191,6 +222,15 @@ int nub_wire_drop(uint8_t *buf, uint64_t size)
     nub_bytes_zero(buf + msg.frame_off, (size_t)(sp - msg.frame_off));
     nub_store_le64(buf, msg.frame_off);
     return NUB_WIRE_OK;
+}
+
+int nub_wire_discard(uint8_t *buf, uint64_t size)
+{
+    uint64_t off;
+    int rc = nub_wire_top(buf, size, &off);
+    if (rc == NUB_WIRE_OK)
+        nub_store_le64(buf, off);
+    return rc;
 }
 
 const char *nub_wire_strerror(int err)

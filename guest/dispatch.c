@@ -25,21 +25,22 @@ nub_guest_fn nub_lookup(uint32_t fn_id)
     return NULL;
 }
 
-/* Drop the request at req_off from the input buffer, and any host-call
- * responses the function left above it. */
+/* Pop the request at req_off from the input buffer, and any host-call
+ * responses the function left above it. The host wrote them, so they are
+ * not zeroed (docs/abi.md, "Zeroing on pop"). */
 static void drop_request(uint64_t req_off)
 {
     for (;;) {
-        struct nub_wire_msg top;
-        int rc = nub_wire_peek(nub_rt.input, nub_rt.input_size, &top);
-        if (rc != NUB_WIRE_OK || top.frame_off < req_off)
+        uint64_t top;
+        int rc = nub_wire_top(nub_rt.input, nub_rt.input_size, &top);
+        if (rc != NUB_WIRE_OK || top < req_off)
             nub_abort(NUB_GUEST_ABORT_PROTOCOL, "dispatch: request lost from the input buffer: %s",
                       rc != NUB_WIRE_OK ? nub_wire_strerror(rc) : "frame below it on top");
-        rc = nub_wire_drop(nub_rt.input, nub_rt.input_size);
+        rc = nub_wire_discard(nub_rt.input, nub_rt.input_size);
         if (rc != NUB_WIRE_OK)
             nub_abort(NUB_GUEST_ABORT_PROTOCOL, "dispatch: cannot drop from the input buffer: %s",
                       nub_wire_strerror(rc));
-        if (top.frame_off == req_off)
+        if (top == req_off)
             return;
     }
 }

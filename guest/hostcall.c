@@ -64,11 +64,12 @@ void nub_host_call_end(struct nub_host_result *res)
 {
     if (res->frame_off_ == 0)
         return;
-    struct nub_wire_msg top;
-    int rc = nub_wire_peek(nub_rt.input, nub_rt.input_size, &top);
-    if (rc != NUB_WIRE_OK || top.frame_off != res->frame_off_)
+    uint64_t top;
+    int rc = nub_wire_top(nub_rt.input, nub_rt.input_size, &top);
+    if (rc != NUB_WIRE_OK || top != res->frame_off_)
         nub_abort(NUB_GUEST_ABORT_PROTOCOL, "host call: results ended out of order or input corrupt");
-    rc = nub_wire_drop(nub_rt.input, nub_rt.input_size);
+    /* The host wrote the response: pop it without zeroing (docs/abi.md, "Zeroing on pop"). */
+    rc = nub_wire_discard(nub_rt.input, nub_rt.input_size);
     if (rc != NUB_WIRE_OK)
         nub_abort(NUB_GUEST_ABORT_PROTOCOL, "host call: cannot drop the response: %s",
                   nub_wire_strerror(rc));

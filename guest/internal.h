@@ -71,12 +71,10 @@ struct nub_fn_entry {
 
 /* The reply of the call in progress (see guest.h, "Building the reply"). */
 struct nub_reply {
-    int active;          /* a provisional response frame sits in the output buffer */
-    uint64_t frame_off;  /* its start offset */
-    uint64_t frame_end;  /* the output stack pointer just past it */
+    uint32_t active;     /* a provisional response frame sits in the output buffer */
+    uint32_t err_len;    /* staged error message bytes (next to active: one store clears both) */
     uint64_t len;        /* payload length */
-    uint8_t *data;       /* payload start while active */
-    uint32_t err_len;    /* staged error message bytes */
+    uint64_t frame_off;  /* start offset of the provisional frame (while active) */
     char err[NUB_GUEST_ERROR_MAX];
 };
 

@@ -19,17 +19,26 @@ static uint64_t output_sp(void)
     return sp;
 }
 
+/* The output stack pointer just past the provisional frame of an active reply. */
+static uint64_t frame_end(const struct nub_reply *r)
+{
+    uint64_t len;
+    nub_wire_frame_len(r->len, 0, &len); /* len fits the buffer: cannot overflow */
+    return r->frame_off + len;
+}
+
 /* Where the reply frame starts: its provisional frame, or the top of the stack. */
 static uint64_t reply_base(const struct nub_reply *r)
 {
     uint64_t sp = output_sp();
     if (!r->active)
         return sp;
-    if (sp != r->frame_end)
+    uint64_t end = frame_end(r);
+    if (sp != end)
         nub_abort(NUB_GUEST_ABORT_PROTOCOL,
                   "reply: output stack pointer %u is not the end of the reply frame %u "
                   "(a message above it was not popped)",
-                  (unsigned)sp, (unsigned)r->frame_end);
+                  (unsigned)sp, (unsigned)end);
     return r->frame_off;
 }
 
@@ -40,11 +49,13 @@ static uint64_t capacity_at(uint64_t base)
     return room >= FRAME_OVERHEAD ? room - FRAME_OVERHEAD : 0;
 }
 
-/* Rewind to base and frame a response of these lengths there; returns the payload. */
+/* Rewind to base (a store only when the stack pointer is elsewhere) and
+ * frame a response of these lengths there; returns the payload. */
 static uint8_t *frame_at(uint64_t base, uint32_t status, uint64_t len, uint64_t err_len)
 {
     uint8_t *p;
-    nub_store_le64(nub_rt.output, base);
+    if (nub_load_le64(nub_rt.output) != base)
+        nub_store_le64(nub_rt.output, base);
     int rc = nub_wire_push_reserve(nub_rt.output, nub_rt.output_size, len, err_len, &p);
     if (rc == NUB_WIRE_OK)
         rc = nub_wire_push_commit(nub_rt.output, nub_rt.output_size, NUB_MSG_RESPONSE, status,
@@ -57,10 +68,8 @@ static uint8_t *frame_at(uint64_t base, uint32_t status, uint64_t len, uint64_t 
 void nub_reply_begin(struct nub_reply *r)
 {
     r->active = 0;
-    r->frame_off = r->frame_end = 0;
-    r->len = 0;
-    r->data = NULL;
     r->err_len = 0;
+    r->len = 0;
 }
 
 size_t nub_reply_capacity(const struct nub_reply *r)
@@ -78,12 +87,11 @@ uint8_t *nub_reply_reserve(struct nub_reply *r, size_t len)
     uint64_t base = reply_base(r);
     if (len > capacity_at(base))
         return NULL;
-    r->data = frame_at(base, NUB_STATUS_OK, len, 0);
+    uint8_t *data = frame_at(base, NUB_STATUS_OK, len, 0);
     r->active = 1;
     r->frame_off = base;
-    r->frame_end = nub_load_le64(nub_rt.output);
     r->len = len;
-    return r->data;
+    return data;
 }
 
 uint32_t nub_reply_set(struct nub_reply *r, const void *data, size_t len)
@@ -135,6 +143,11 @@ void nub_reply_finish(struct nub_reply *r, uint32_t status)
     uint64_t err_len = r->err_len;
     if (err_len > cap - r->len)
         err_len = cap - r->len; /* truncate the message rather than lose the result */
+    if (r->active && status == NUB_STATUS_OK && err_len == 0) {
+        /* The provisional frame (status OK, no error bytes) is already the response. */
+        r->active = 0;
+        return;
+    }
     uint8_t *p = frame_at(base, status, r->len, err_len);
     if (err_len != 0)
         memcpy(p + r->len, r->err, (size_t)err_len);

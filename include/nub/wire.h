@@ -94,10 +94,24 @@ int nub_wire_peek(const uint8_t *buf, uint64_t size, struct nub_wire_msg *msg);
 int nub_wire_peek_kind(const uint8_t *buf, uint64_t size, uint32_t kind,
                        struct nub_wire_msg *msg);
 
+/* Validate the top message (as nub_wire_peek() does) and store only its
+ * frame offset in *frame_off. Returns 0 or a negative error. */
+int nub_wire_top(const uint8_t *buf, uint64_t size, uint64_t *frame_off);
+
 /* Remove the top message: validate it, zero its frame and rewind the stack
  * pointer. Views from an earlier peek become invalid. Returns 0 or a
  * negative error (the buffer is unchanged on error). */
 int nub_wire_drop(uint8_t *buf, uint64_t size);
+
+/*
+ * Remove the top message like nub_wire_drop(), but leave its bytes in place
+ * above the stack pointer: only the stack pointer changes. For a reader
+ * popping a message whose writer already knows its contents, where nothing
+ * reads above the stack pointer (the guest popping what the host pushed onto
+ * its input buffer: see "Zeroing on pop" in docs/abi.md). Returns 0 or a
+ * negative error (the buffer is unchanged on error).
+ */
+int nub_wire_discard(uint8_t *buf, uint64_t size);
 
 /* Static, human-readable name of a wire error code. */
 const char *nub_wire_strerror(int err);
