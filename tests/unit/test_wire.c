@@ -163,6 +163,66 @@ Test(wire, reserve_commit_writes_in_place)
     free(b);
 }
 
+Test(wire, commit_zeroes_padding_and_keeps_every_data_byte)
+{
+    for (uint64_t plen = 0; plen <= 24; plen++) {
+        for (uint64_t elen = 0; elen <= 9; elen++) {
+            uint8_t *b = new_buf(BUF_SIZE);
+            uint8_t *dst, want[40];
+            memset(b + 8, 0xEE, 128); /* stale bytes where the frame goes */
+            cr_assert_eq(nub_wire_push_reserve(b, BUF_SIZE, plen, elen, &dst), NUB_WIRE_OK);
+            fill(want, plen + elen, (uint32_t)(plen * 31 + elen));
+            memcpy(dst, want, plen + elen);
+            cr_assert_eq(nub_wire_push_commit(b, BUF_SIZE, NUB_MSG_LOG, 7, plen, elen), NUB_WIRE_OK);
+            uint64_t frame;
+            cr_assert_eq(nub_wire_frame_len(plen, elen, &frame), NUB_WIRE_OK);
+            cr_assert_eq(sp_of(b), 8 + frame);
+            cr_assert_eq(memcmp(b + 8 + 32, want, plen + elen), 0, "data kept (%llu, %llu)",
+                         (unsigned long long)plen, (unsigned long long)elen);
+            for (uint64_t i = 8 + 32 + plen + elen; i < sp_of(b) - 8; i++)
+                cr_assert_eq(b[i], 0, "padding byte %llu is zero", (unsigned long long)i);
+            uint32_t hdr[4];
+            memcpy(hdr, b + 8, sizeof hdr);
+            cr_assert_eq(hdr[0], NUB_MSG_MAGIC);
+            cr_assert_eq(hdr[1], NUB_MSG_LOG);
+            cr_assert_eq(hdr[2], 7u);
+            cr_assert_eq(hdr[3], 0u, "reserved is written as 0");
+            uint64_t bp;
+            memcpy(&bp, b + sp_of(b) - 8, 8);
+            cr_assert_eq(bp, 8u);
+            free(b);
+        }
+    }
+}
+
+Test(wire, discard_rewinds_without_zeroing_and_top_names_the_frame)
+{
+    uint8_t *b = new_buf(BUF_SIZE);
+    cr_assert_eq(nub_wire_push(b, BUF_SIZE, NUB_MSG_REQUEST, 1, "first", 5, NULL, 0), NUB_WIRE_OK);
+    uint64_t second = sp_of(b);
+    cr_assert_eq(nub_wire_push(b, BUF_SIZE, NUB_MSG_RESPONSE, 0, "second", 6, "e", 1), NUB_WIRE_OK);
+    uint64_t end = sp_of(b);
+    uint8_t *snap = malloc(BUF_SIZE);
+    memcpy(snap, b, BUF_SIZE);
+    uint64_t off = 0;
+    cr_assert_eq(nub_wire_top(b, BUF_SIZE, &off), NUB_WIRE_OK);
+    cr_assert_eq(off, second);
+    cr_assert_eq(memcmp(snap, b, BUF_SIZE), 0, "top does not change the buffer");
+    cr_assert_eq(nub_wire_discard(b, BUF_SIZE), NUB_WIRE_OK);
+    cr_assert_eq(sp_of(b), second, "discard rewinds to the frame");
+    cr_assert_eq(memcmp(snap + 8, b + 8, end - 8), 0, "discard leaves the frame's bytes");
+    struct nub_wire_msg m;
+    cr_assert_eq(nub_wire_peek(b, BUF_SIZE, &m), NUB_WIRE_OK);
+    cr_assert_eq(m.id, 1u);
+    cr_assert_eq(memcmp(m.payload, "first", 5), 0);
+    cr_assert_eq(nub_wire_discard(b, BUF_SIZE), NUB_WIRE_OK);
+    cr_assert_eq(sp_of(b), NUB_WIRE_EMPTY_SP);
+    cr_assert_eq(nub_wire_discard(b, BUF_SIZE), NUB_WIRE_E_EMPTY);
+    cr_assert_eq(nub_wire_top(b, BUF_SIZE, &off), NUB_WIRE_E_EMPTY);
+    free(snap);
+    free(b);
+}
+
 /* A buffer holding one valid request with a 16-byte payload; returns it. */
 static uint8_t *one_msg(void)
 {
@@ -181,6 +241,11 @@ static void expect_peek(uint8_t *b, int err)
     cr_assert_eq(rc, err, "peek: got %s, want %s", nub_wire_strerror(rc), nub_wire_strerror(err));
     cr_assert_eq(nub_wire_drop(b, BUF_SIZE), err);
     cr_assert_eq(memcmp(snap, b, BUF_SIZE), 0, "failed drop changed the buffer");
+    uint64_t off = 12345;
+    cr_assert_eq(nub_wire_top(b, BUF_SIZE, &off), err);
+    cr_assert_eq(off, 12345u, "failed top wrote its output");
+    cr_assert_eq(nub_wire_discard(b, BUF_SIZE), err);
+    cr_assert_eq(memcmp(snap, b, BUF_SIZE), 0, "failed discard changed the buffer");
     free(snap);
     free(b);
 }
