@@ -142,8 +142,10 @@ static int known_kind(uint32_t kind)
     return kind == NUB_MSG_REQUEST || kind == NUB_MSG_RESPONSE || kind == NUB_MSG_LOG;
 }
 
-/* Validate the header of the frame [bp, end) and fill *msg. */
-static inline int parse_frame(const uint8_t *buf, uint64_t bp, uint64_t end,
+/* Validate the header of the frame [bp, end) and fill *msg. Always inlined,
+ * so callers that keep only part of *msg never store the rest (a guest
+ * store is what the emulated CPU pays for). */
+static inline __attribute__((always_inline)) int parse_frame(const uint8_t *buf, uint64_t bp, uint64_t end,
                        struct nub_wire_msg *msg)
 {
     uint64_t frame = end - bp;
@@ -173,7 +175,7 @@ static inline int parse_frame(const uint8_t *buf, uint64_t bp, uint64_t end,
 }
 
 /* nub_wire_peek(); inlined where only part of *msg is needed, so the rest is never stored. */
-static inline int peek_top(const uint8_t *buf, uint64_t size, struct nub_wire_msg *msg)
+static inline __attribute__((always_inline)) int peek_top(const uint8_t *buf, uint64_t size, struct nub_wire_msg *msg)
 {
     uint64_t sp;
     int rc = nub_wire_sp(buf, size, &sp);

@@ -33,13 +33,11 @@ static int push_request(uint32_t fn_id, const void *in, size_t in_len)
 uint32_t nub_host_call_begin(uint32_t fn_id, const void *in, size_t in_len,
                              struct nub_host_result *res)
 {
-    *res = (struct nub_host_result){0};
     uint64_t out_sp = buffer_sp(nub_rt.output, nub_rt.output_size, "output");
     uint64_t in_sp = buffer_sp(nub_rt.input, nub_rt.input_size, "input");
     if (push_request(fn_id, in, in_len) != 0) {
-        res->status = NUB_STATUS_TOO_LARGE;
-        res->error = too_large_msg;
-        res->error_len = sizeof(too_large_msg) - 1;
+        *res = (struct nub_host_result){.status = NUB_STATUS_TOO_LARGE, .error = too_large_msg,
+                                        .error_len = sizeof(too_large_msg) - 1};
         return res->status;
     }
     nub_outl(NUB_PORT_CALL, fn_id);
