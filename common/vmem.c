@@ -1,6 +1,8 @@
 /* nub vmem: amd64 4-level page tables: map, translate, run walker, multi-root walker and linker. */
 #include <nub/vmem.h>
 
+#include "checked.h"
+
 #define LEVELS  4
 #define ENTRIES 512u
 #define PERM_ALL (NUB_VMEM_R | NUB_VMEM_W | NUB_VMEM_X | NUB_VMEM_USER)
@@ -232,12 +234,12 @@ static int map_args(const struct nub_vmem_ops *ops, uint64_t va, uint64_t pa,
     uint64_t mask = NUB_VMEM_PAGE_SIZE - 1;
     if ((va | pa | len) & mask)
         return NUB_VMEM_E_ALIGN;
-    if (len == 0 || va > UINT64_MAX - (len - 1))
+    uint64_t last;
+    if (len == 0 || !nub_add_u64(va, len - 1, &last))
         return NUB_VMEM_E_RANGE;
-    uint64_t last = va + (len - 1);
     if (!canonical(va) || !canonical(last) || (va >> 47) != (last >> 47))
         return NUB_VMEM_E_RANGE;
-    if (pa >= NUB_VMEM_PA_LIMIT || len > NUB_VMEM_PA_LIMIT - pa)
+    if (pa >= NUB_VMEM_PA_LIMIT || !nub_range_inside(pa, len, NUB_VMEM_PA_LIMIT))
         return NUB_VMEM_E_RANGE;
     return NUB_VMEM_OK;
 }
@@ -305,15 +307,12 @@ int nub_vmem_tables_bound(const struct nub_vmem_range *ranges, size_t n,
     uint64_t total = 1;
     for (size_t i = 0; i < n; i++) {
         uint64_t va = ranges[i].va, len = ranges[i].len;
-        if (len == 0 || va > UINT64_MAX - (len - 1))
+        uint64_t last;
+        if (len == 0 || !nub_add_u64(va, len - 1, &last))
             return NUB_VMEM_E_RANGE;
-        uint64_t last = va + (len - 1);
-        for (int level = 0; level < LEVELS - 1; level++) {
-            uint64_t b = blocks(va, last, level);
-            if (total > UINT64_MAX - b)
+        for (int level = 0; level < LEVELS - 1; level++)
+            if (!nub_add_u64(total, blocks(va, last, level), &total))
                 return NUB_VMEM_E_RANGE;
-            total += b;
-        }
     }
     *pages = total;
     return NUB_VMEM_OK;

@@ -97,7 +97,10 @@ static void interrupter_stop(struct interrupter *t, pthread_t th)
     sem_destroy(&t->done);
 }
 
-/* Back to READY after a call that was cancelled before the guest ran one instruction. */
+/* Back to READY (the state machine's restore entry point) after a call that was cancelled
+ * before the guest ran one instruction: both backends check the pending interrupt before
+ * entering the guest, so its memory and registers are as before the call and the sandbox
+ * can serve the next trial without re-creating it. */
 static void unpoison(nub_sandbox *sb)
 {
     cr_assert_eq(nub_state_claim(sb, NUB_CLAIM_ANY), NUB_OK);
