@@ -304,7 +304,7 @@ BACKEND_TEST(caps, data_sizes_match_host_hash)
     nub_sandbox_destroy(sb);
 }
 
-BACKEND_TEST(caps, random_caps_of_every_kind, .timeout = 120)
+BACKEND_TEST(caps, random_caps_of_every_kind, .timeout = 600)
 {
     const int per_kind = 600;
     nub_sandbox *sb = new_nubk(backend, 8192, 8u << 20, 0, NULL);
