@@ -263,5 +263,6 @@ void nub_guest_init(void)
     nub_tg_register_basic();
     nub_tg_register_faults();
     nub_tg_register_heap();
+    nub_tg_register_hostile();
     nub_log(NUB_LOG_LEVEL_DEBUG, "testguest: ready");
 }

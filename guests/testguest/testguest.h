@@ -110,6 +110,39 @@
 /* Publishes an output stack whose back-pointer lies past the stack pointer, then OUT HALT. */
 #define NUB_TG_FN_BOGUS_BACKPTR 36u
 
+/* ---- Hostile behaviours aimed at the host (guests/testguest/hostile.c) ---- */
+#define NUB_TG_STR_(x) #x
+#define NUB_TG_STR(x) NUB_TG_STR_(x)
+/* in: u32 n <= NUB_TG_OUT_SITES_MAX, optional u32 layout. Executes n
+ * distinct OUT sites (OUT to NUB_PORT_PRINT of '.'), each in its own
+ * translated block (layout NUB_TG_OUT_SITES_SEPARATE, the default) or back
+ * to back (NUB_TG_OUT_SITES_PACKED). out: u32 n. */
+#define NUB_TG_FN_OUT_SITES 60u
+#define NUB_TG_OUT_SITES_SEPARATE 0u
+#define NUB_TG_OUT_SITES_PACKED 1u
+#define NUB_TG_OUT_SITES_MAX 4096
+#define NUB_TG_OUT_SITE_BYTES 3u
+/* sysenter in 64-bit mode (#UD on AMD; kvm cannot emulate it on some hosts). */
+#define NUB_TG_FN_SYSENTER 61u
+/* rep insb (8 bytes) from port NUB_TG_BAD_PORT: string IN, a protocol violation. */
+#define NUB_TG_FN_REP_INSB 62u
+/* rep outsb of "outs\n" (5 bytes) to NUB_PORT_PRINT: string OUT. */
+#define NUB_TG_FN_REP_OUTSB 63u
+/* mov 0xfffffffff000 -> CR3 (beyond any physical address width). */
+#define NUB_TG_FN_BAD_CR3 64u
+/* in: u8 vector (0x21, 0x80 or 0xff). Executes `int $vector`. */
+#define NUB_TG_FN_SOFT_INT 65u
+/* in: up to sizeof(struct nub_abort_record) bytes copied over the zeroed
+ * abort record, then OUT NUB_PORT_ABORT with the record's kind. */
+#define NUB_TG_FN_FORGE_ABORT 66u
+/* in: bytes, each sent to NUB_PORT_PRINT. out: empty. */
+#define NUB_TG_FN_PRINT_BYTES 67u
+/* in: u64 capacity (power of two > NUB_CDIR_MAX_PROBE), 32-byte hash H.
+ * Publishes a cache directory whose every slot is filled (slot i holds a
+ * hash whose home slot is i), with H stored NUB_CDIR_MAX_PROBE slots past
+ * its home slot: one probe beyond the bound. out: empty. */
+#define NUB_TG_FN_FULL_CDIR 68u
+
 /* Environment as the guest saw it (NUB_TG_FN_INFO). */
 struct nub_tg_info {
     uint64_t seed;            /* RSI at boot */
@@ -138,6 +171,7 @@ _Static_assert(sizeof(struct nub_tg_info) == 18 * 8, "nub_tg_info size");
 void nub_tg_register_basic(void);
 void nub_tg_register_faults(void);
 void nub_tg_register_heap(void);
+void nub_tg_register_hostile(void);
 #endif
 
 #endif /* NUB_TESTGUEST_H */

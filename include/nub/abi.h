@@ -306,11 +306,20 @@ _Static_assert(offsetof(struct nub_cdir_slot, blob_len) == 40, "cdir_slot.blob_l
  * Load limit: a directory of `capacity` slots holds at most
  * capacity - capacity / 8 entries (7/8), so a probe for an absent hash
  * always meets an empty slot in a well-formed table. Readers still bound
- * every probe sequence by `capacity`.
+ * every probe sequence (see NUB_CDIR_MAX_PROBE).
  */
 #define NUB_CDIR_MIN_CAPACITY 8ull
 #define NUB_CDIR_MAX_CAPACITY (1ull << 32)
 #define NUB_CDIR_MAX_ENTRIES(capacity) ((capacity) - (capacity) / 8u)
+
+/*
+ * Probe bound: a lookup visits at most NUB_CDIR_MAX_PROBE slots from a
+ * hash's home slot (the home slot included) and reports the hash absent
+ * after that, whatever the table holds; an insert whose first empty slot
+ * lies further than that is refused. A lookup therefore costs at most this
+ * many slot reads even in a directory a hostile guest filled completely.
+ */
+#define NUB_CDIR_MAX_PROBE 256u
 
 /* ---- nubk configuration (init data of guests/nubk) ------------------------
  * Optional init data for the nubk kernel: exactly one struct
