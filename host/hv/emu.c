@@ -30,14 +30,25 @@
  * request there and sync RIP), drops the TB from the cache and restarts
  * it. The same block hook polls the interrupt flag, so
  * interrupt() never calls into Unicorn from another thread.
+ *
+ * Stop hooks are bounded: each instrumented TB gets one hook over the
+ * instructions that follow its IN/OUTs, and at most EMU_STOP_HOOKS of them
+ * live at once. Unicorn checks every live UC_HOOK_CODE range for every
+ * instruction it translates, so unbounded hooks would make a guest with
+ * many distinct I/O sites cost the host more per site the more sites it
+ * has. When the ring is full the oldest hook is deleted; its TB's entry
+ * in the TB map names a ring generation that is gone, so the block hook
+ * instruments that TB again the next time it runs. An I/O instruction
+ * that ends its TB needs no hook: the stop is honoured at the next TB.
  */
 
 #define EMU_PAGE        4096ull
 #define EMU_MAX_RUNS    65536u          /* virtual runs mapped at most */
 #define EMU_WALK_BUDGET (1ull << 26)    /* page-table entry reads at most */
 #define EMU_TB_BUF      8192u           /* QEMU x86 TBs stay below one page + one insn */
-#define EMU_MAP_INIT    1024u           /* initial slots of the TB / hook maps */
+#define EMU_MAP_INIT    1024u           /* initial slots of the TB map */
 #define EMU_MAX_RESTARTS 16u            /* re-instrumenting one TB in a row */
+#define EMU_STOP_HOOKS  64u             /* stop hooks alive at once (oldest deleted first) */
 
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
@@ -73,11 +84,18 @@ enum emu_pend {
     PEND_CANCEL, /* the block hook saw the interrupt flag */
 };
 
-/* Open-addressing u64 -> u32 map (TB start -> size seen; hook start -> length). */
+/* Open-addressing u64 -> (u32, u64) map (TB start -> size seen, stop-hook generation or 0). */
 struct emu_slot {
     uint64_t key;
     uint32_t val;
     uint32_t used;
+    uint64_t gen;
+};
+
+/* One live stop hook (ring entry); gen 0 = unused. */
+struct emu_stop {
+    uc_hook hook;
+    uint64_t gen;
 };
 
 struct emu_map {
@@ -100,9 +118,11 @@ struct nub_hv {
     uint64_t mem_addr;
     uint64_t tb_start;      /* PEND_TB */
     uint32_t tb_size;
+    uint64_t stop_lo, stop_hi; /* PEND_TB: the stop points it needs, inclusive */
     bool precise_all;       /* W+X memory: stop checks on every instruction */
     struct emu_map tbs;     /* TBs already examined */
-    struct emu_map hooks;   /* stop hooks already installed */
+    struct emu_stop stops[EMU_STOP_HOOKS]; /* ring of live stop hooks */
+    uint64_t stop_gen;      /* stop hooks installed so far */
     unsigned char tb_buf[EMU_TB_BUF];
 };
 
@@ -149,7 +169,7 @@ static int map_grow(struct emu_map *m)
     return 0;
 }
 
-static int map_put(struct emu_map *m, uint64_t key, uint32_t val)
+static int map_put(struct emu_map *m, uint64_t key, uint32_t val, uint64_t gen)
 {
     if ((m->count + 1) * 2 > m->cap && map_grow(m) != 0)
         return -1;
@@ -158,6 +178,7 @@ static int map_put(struct emu_map *m, uint64_t key, uint32_t val)
         m->count++;
     s->key = key;
     s->val = val;
+    s->gen = gen;
     s->used = 1;
     return 0;
 }
@@ -308,57 +329,80 @@ static void hook_stop(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
 
 /* ---- finding port I/O in translated blocks ------------------------------ */
 
-/* A UC_HOOK_CODE stop point over [begin, begin + len), once per begin. */
-static uc_err add_stop_hook(struct nub_hv *hv, uint64_t begin, uint32_t len)
+/* Is stop-hook generation gen (0: none needed) still installed? */
+static bool stop_alive(const struct nub_hv *hv, uint64_t gen)
 {
-    const struct emu_slot *s = map_find(&hv->hooks, begin);
-    if (s->used && s->val >= len)
-        return UC_ERR_OK;
-    uc_hook h;
-    uc_err err = uc_hook_add(hv->uc, &h, UC_HOOK_CODE, (void *)hook_stop, hv, begin,
-                             begin + len - 1);
+    return gen == 0 || hv->stops[gen % EMU_STOP_HOOKS].gen == gen;
+}
+
+/* A UC_HOOK_CODE stop point over [lo, hi] in the ring, deleting the oldest when it is full; *gen names it. */
+static uc_err add_stop_hook(struct nub_hv *hv, uint64_t lo, uint64_t hi, uint64_t *gen)
+{
+    struct emu_stop *st = &hv->stops[(hv->stop_gen + 1) % EMU_STOP_HOOKS];
+    if (st->gen != 0) {
+        uc_err err = uc_hook_del(hv->uc, st->hook);
+        if (err != UC_ERR_OK)
+            return err;
+        st->gen = 0;
+    }
+    uc_err err = uc_hook_add(hv->uc, &st->hook, UC_HOOK_CODE, (void *)hook_stop, hv, lo, hi);
     if (err != UC_ERR_OK)
         return err;
-    return map_put(&hv->hooks, begin, len) == 0 ? UC_ERR_OK : UC_ERR_NOMEM;
+    st->gen = *gen = ++hv->stop_gen;
+    return UC_ERR_OK;
+}
+
+size_t nub_hv_emu_stop_hooks(const struct nub_hv *hv)
+{
+    size_t n = 0;
+    for (size_t i = 0; hv != NULL && i < EMU_STOP_HOOKS; i++)
+        n += hv->stops[i].gen != 0;
+    return n;
 }
 
 /*
- * Look at the TB's instructions (its bytes are in hv->tb_buf). Returns true
- * when it holds IN/OUT/INS/OUTS, or when the decoder stops early and I/O
- * opcode bytes remain. With install, also puts a stop hook after each such
- * instruction, or over the undecoded rest.
+ * The stop points a TB needs (its bytes are in hv->tb_buf): the
+ * instructions inside it that follow an IN/OUT/INS/OUTS, and the undecoded
+ * rest when the decoder stops early with I/O opcode bytes left. Sets
+ * [*lo, *hi] and returns true, or false when it needs none.
  */
-static bool tb_scan(struct nub_hv *hv, uint64_t start, uint32_t size, bool install, uc_err *err)
+static bool tb_stop_range(struct nub_hv *hv, uint64_t start, uint32_t size, uint64_t *lo, uint64_t *hi)
 {
-    uint32_t off = 0;
-    bool found = false;
-    *err = UC_ERR_OK;
-    while (off < size && *err == UC_ERR_OK) {
+    uint32_t off = 0, first = 0, last = 0;
+    bool any = false;
+    while (off < size) {
         bool io;
         size_t len = nub_emu_x86_insn_len(hv->tb_buf + off, size - off, &io);
         if (len == 0)
             break;
         off += (uint32_t)len;
-        found |= io;
-        if (io && install)
-            *err = add_stop_hook(hv, start + off, 1);
+        if (io && off < size) {
+            first = any ? first : off;
+            last = off;
+            any = true;
+        }
     }
-    if (*err != UC_ERR_OK || off == size || !nub_emu_x86_may_have_io(hv->tb_buf + off, size - off))
-        return found;
-    if (install)
-        *err = add_stop_hook(hv, start + off, size - off);
-    return true;
+    if (off < size && nub_emu_x86_may_have_io(hv->tb_buf + off, size - off)) {
+        first = any ? first : off;
+        last = size - 1;
+        any = true;
+    }
+    *lo = start + first;
+    *hi = start + last;
+    return any;
 }
 
-/* Does the TB at addr (size bytes) need stop hooks? */
-static bool tb_needs_hooks(struct nub_hv *hv, uint64_t addr, uint32_t size)
+/* Does the TB at addr (size bytes) need stop points? Which, in [*lo, *hi]. */
+static bool tb_needs_hooks(struct nub_hv *hv, uint64_t addr, uint32_t size, uint64_t *lo, uint64_t *hi)
 {
-    uc_err err;
-    if (size > EMU_TB_BUF)
+    if (size > EMU_TB_BUF) { /* too large to decode: a stop check on every instruction */
+        *lo = addr;
+        *hi = addr + size - 1;
         return true;
+    }
     if (uc_mem_read(hv->uc, addr, hv->tb_buf, size) != UC_ERR_OK)
         return false; /* cannot be executed either: the fetch will fault */
-    return nub_emu_x86_may_have_io(hv->tb_buf, size) && tb_scan(hv, addr, size, false, &err);
+    return nub_emu_x86_may_have_io(hv->tb_buf, size) && tb_stop_range(hv, addr, size, lo, hi);
 }
 
 /* Runs before any instruction of the TB; a stop requested here happens before it. */
@@ -375,10 +419,10 @@ static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
     if (hv->precise_all || size == 0)
         return;
     const struct emu_slot *s = map_find(&hv->tbs, addr);
-    if (s->used && s->val == size)
+    if (s->used && s->val == size && stop_alive(hv, s->gen))
         return;
-    if (!tb_needs_hooks(hv, addr, size)) {
-        (void)map_put(&hv->tbs, addr, size); /* on failure: looked at again next time */
+    if (!tb_needs_hooks(hv, addr, size, &hv->stop_lo, &hv->stop_hi)) {
+        (void)map_put(&hv->tbs, addr, size, 0); /* on failure: looked at again next time */
         return;
     }
     hv->pend = PEND_TB;
@@ -388,22 +432,17 @@ static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
 }
 
 /*
- * Put stop hooks after each IN/OUT of the TB at hv->tb_start, drop the TB
- * so it is translated again with them, and remember it. A TB too large to
- * decode gets a stop check on every instruction.
+ * Put the stop hook hook_block found the TB at hv->tb_start needs, drop the
+ * TB so it is translated again with it, and remember it.
  */
 static uc_err instrument_tb(struct nub_hv *hv)
 {
-    uint64_t start = hv->tb_start;
+    uint64_t start = hv->tb_start, gen = 0;
     uint32_t size = hv->tb_size;
-    uc_err err = UC_ERR_OK;
-    if (size > EMU_TB_BUF)
-        err = add_stop_hook(hv, start, size);
-    else if ((err = uc_mem_read(hv->uc, start, hv->tb_buf, size)) == UC_ERR_OK)
-        (void)tb_scan(hv, start, size, true, &err);
+    uc_err err = add_stop_hook(hv, hv->stop_lo, hv->stop_hi, &gen);
     if (err == UC_ERR_OK)
         err = uc_ctl_remove_cache(hv->uc, start, start + size);
-    if (err == UC_ERR_OK && map_put(&hv->tbs, start, size) != 0)
+    if (err == UC_ERR_OK && map_put(&hv->tbs, start, size, gen) != 0)
         err = UC_ERR_NOMEM;
     return err;
 }
@@ -796,7 +835,6 @@ static void emu_destroy(struct nub_hv *hv)
     if (hv->uc != NULL)
         uc_close(hv->uc);
     free(hv->tbs.slot);
-    free(hv->hooks.slot);
     free(hv);
 }
 
@@ -808,7 +846,7 @@ static nub_status emu_open(struct nub_hv *hv, char *err, size_t len)
         nub_hv_fmt(err, len, "emu: uc_open(x86-64): %s", uc_strerror(e));
         return e == UC_ERR_NOMEM ? NUB_E_NOMEM : NUB_E_NO_HYPERVISOR;
     }
-    if (map_init(&hv->tbs, EMU_MAP_INIT) != 0 || map_init(&hv->hooks, EMU_MAP_INIT) != 0) {
+    if (map_init(&hv->tbs, EMU_MAP_INIT) != 0) {
         nub_hv_fmt(err, len, "emu: out of memory");
         return NUB_E_NOMEM;
     }

@@ -94,6 +94,9 @@ struct nub_hv_ops {
 /* The emulated-CPU backend (Unicorn). */
 const struct nub_hv_ops *nub_hv_emu_ops(void);
 
+/* Stop hooks the emu backend has alive (at most a fixed bound, whatever the guest runs). */
+size_t nub_hv_emu_stop_hooks(const struct nub_hv *hv);
+
 /* The Linux KVM backend (/dev/kvm). */
 const struct nub_hv_ops *nub_hv_kvm_ops(void);
 
