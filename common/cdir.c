@@ -106,13 +106,16 @@ static int hash_eq(const uint8_t *a, const uint8_t *b)
 
 /*
  * Probe for `hash`: 1 with *slot_off at its slot, 0 with *slot_off at the
- * empty slot that ends the sequence (UINT64_MAX when the table has none),
- * or NUB_CDIR_E_CORRUPT. Every filled slot visited must point inside the arena.
+ * empty slot that ends the sequence (UINT64_MAX when none lies within the
+ * first NUB_CDIR_MAX_PROBE slots), or NUB_CDIR_E_CORRUPT. Every filled
+ * slot visited must point inside the arena. Visits at most
+ * min(capacity, NUB_CDIR_MAX_PROBE) slots, whatever the table holds.
  */
 static int probe(const struct nub_cdir_view *v, const uint8_t *hash, uint64_t *slot_off)
 {
     uint64_t mask = v->capacity - 1, i = nub_load_le64(hash) & mask;
-    for (uint64_t n = 0; n < v->capacity; n++, i = (i + 1) & mask) {
+    uint64_t limit = v->capacity < NUB_CDIR_MAX_PROBE ? v->capacity : NUB_CDIR_MAX_PROBE;
+    for (uint64_t n = 0; n < limit; n++, i = (i + 1) & mask) {
         uint64_t so = v->table_off + i * SLOT_SIZE;
         const uint8_t *s = v->base + so;
         uint64_t len = nub_load_le64(s + S_BLOB_LEN);
@@ -171,8 +174,10 @@ int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_S
         return rc == 1 ? NUB_CDIR_PRESENT : rc;
     uint8_t *b = base;
     uint64_t count = nub_load_le64(b + H_COUNT), used = nub_load_le64(b + H_ARENA_USED);
-    if (count >= NUB_CDIR_MAX_ENTRIES(v.capacity) || so == UINT64_MAX)
+    if (count >= NUB_CDIR_MAX_ENTRIES(v.capacity))
         return NUB_CDIR_E_FULL;
+    if (so == UINT64_MAX)
+        return NUB_CDIR_E_PROBE;
     if (len > v.arena_size - used)
         return NUB_CDIR_E_ARENA;
     uint8_t *slot = b + so;
@@ -195,6 +200,7 @@ const char *nub_cdir_strerror(int err)
     case NUB_CDIR_E_CORRUPT: return "directory corrupt (header or slot breaks the layout rules)";
     case NUB_CDIR_E_FULL: return "directory full (entry count at the load limit of 7/8 of capacity)";
     case NUB_CDIR_E_ARENA: return "directory arena full (no room for the encoding)";
+    case NUB_CDIR_E_PROBE: return "no empty slot within NUB_CDIR_MAX_PROBE (256) slots of the hash's home slot";
     default: return "unknown cache-directory error";
     }
 }

@@ -82,7 +82,8 @@ static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
     if (sb->cache.state == NUB_CACHE_READY && nub_cdir_count(&sb->cache.dir, &count) == NUB_CDIR_OK)
         why = count >= NUB_CDIR_MAX_ENTRIES(sb->cache.dir.capacity)
                   ? "cache directory full (entry count at the load limit, 7/8 of capacity)"
-                  : "cache directory arena has no room for it";
+                  : "cache directory arena has no room for it, or no empty slot lies within "
+                    "NUB_CDIR_MAX_PROBE (256) slots of its hash's home slot";
     return nub_err_set(&sb->last, NUB_E_CAP_REJECTED, "guest rejected the %zu-byte cap: %s", len, why);
 }
 

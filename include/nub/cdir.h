@@ -27,8 +27,9 @@
  * wrote, so everything that reads treats the bytes as hostile: every
  * field is loaded once, every offset and length is checked against the
  * directory with overflow-safe arithmetic before use, every probe sequence
- * stops after `capacity` slots, and unaligned bases are fine (all loads are
- * byte-wise little-endian).
+ * stops after min(capacity, NUB_CDIR_MAX_PROBE) slots (so a lookup costs at
+ * most 256 slot reads even in a table a hostile guest filled completely),
+ * and unaligned bases are fine (all loads are byte-wise little-endian).
  */
 
 /* Results (negative: errors; nub_cdir_strerror() names them). */
@@ -38,6 +39,7 @@
 #define NUB_CDIR_E_CORRUPT (-2) /* the header or a slot breaks the layout rules */
 #define NUB_CDIR_E_FULL    (-3) /* insert: the table holds NUB_CDIR_MAX_ENTRIES(capacity) entries */
 #define NUB_CDIR_E_ARENA   (-4) /* insert: the arena has no room for the blob */
+#define NUB_CDIR_E_PROBE   (-5) /* insert: no empty slot within NUB_CDIR_MAX_PROBE slots of the home slot */
 
 /* A directory whose header passed nub_cdir_open(). Plain values: the header
  * is not re-read by nub_cdir_find(), so the view stays valid exactly as
@@ -80,8 +82,10 @@ int nub_cdir_open(struct nub_cdir_view *v, const void *base, uint64_t size);
  * Look up `hash`. Returns 1 when found, with the stored encoding at offset
  * *off (from the base) and length *len, both checked to lie inside the
  * arena (off/len may be NULL); 0 when absent; NUB_CDIR_E_CORRUPT when a
- * visited slot points outside the arena. Visits at most `capacity` slots,
- * so a table with no empty slot ends the search too.
+ * visited slot points outside the arena. Visits at most
+ * min(capacity, NUB_CDIR_MAX_PROBE) slots: an entry further from its home
+ * slot (which nub_cdir_insert never writes) reads as absent, and a table
+ * with no empty slot ends the search too.
  */
 int nub_cdir_find(const struct nub_cdir_view *v, const uint8_t hash[NUB_CAP_HASH_SIZE],
                   uint64_t *off, uint64_t *len);
@@ -98,7 +102,9 @@ int nub_cdir_count(const struct nub_cdir_view *v, uint64_t *count);
  * caller so that it can use its fastest memcpy). NUB_CDIR_PRESENT when the
  * hash is already stored (*dst = NULL, nothing changed). Errors:
  * NUB_CDIR_E_INVALID (NULL, len 0), NUB_CDIR_E_CORRUPT, NUB_CDIR_E_FULL,
- * NUB_CDIR_E_ARENA; the directory is unchanged on every error.
+ * NUB_CDIR_E_PROBE (the first empty slot lies more than NUB_CDIR_MAX_PROBE
+ * slots from the home slot), NUB_CDIR_E_ARENA; the directory is unchanged
+ * on every error.
  */
 int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_SIZE],
                     uint64_t len, uint8_t **dst);

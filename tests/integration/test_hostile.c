@@ -367,3 +367,31 @@ BACKEND_TEST(hostile, many_distinct_out_sites_keep_stop_hooks_bounded)
     witness_check(sb);
     nub_sandbox_destroy(sb);
 }
+
+/* A guest that fills every slot of its cache directory cannot make a host lookup probe more than
+ * NUB_CDIR_MAX_PROBE slots: an entry placed one slot beyond the bound reads as absent. */
+BACKEND_TEST(hostile, cache_lookup_is_bounded_in_a_filled_directory)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t in[8 + 32], far[32], near[32], absent[32];
+    uint64_t capacity = 1024, home = 5, slot = 7, count = 99;
+    memcpy(in, &capacity, 8);
+    memset(far, 0x42, sizeof far);
+    memcpy(far, &home, 8);
+    memcpy(in + 8, far, 32);
+    memset(near, 0x5a, sizeof near); /* what the guest put in slot 7 */
+    memcpy(near, &slot, 8);
+    memset(absent, 0x42, sizeof absent);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_FULL_CDIR, in, sizeof in, &out, &len), NUB_OK, "%s",
+                 nub_sandbox_last_error(sb)->message);
+    cr_assert_eq(nub_cache_count(sb, &count), NUB_OK, "%s", nub_sandbox_last_error(sb)->message);
+    cr_assert_eq(count, 0, "the guest's header claims no entries");
+    cr_assert_eq(nub_cache_contains(sb, near), 1, "the filled directory is read");
+    cr_assert_eq(nub_cache_contains(sb, far), 0, "an entry beyond the probe bound reads as absent");
+    cr_assert_eq(nub_cache_contains(sb, absent), 0);
+    witness_check(sb);
+    nub_sandbox_destroy(sb);
+}

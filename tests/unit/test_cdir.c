@@ -146,7 +146,7 @@ Test(cdir, probe_that_never_ends_terminates)
         hash_of(i, h);
         cr_assert_eq(find(&v, h), 0);
     }
-    cr_assert_eq(insert(d, size, 5), NUB_CDIR_E_FULL, "no empty slot: insert refuses too");
+    cr_assert_eq(insert(d, size, 5), NUB_CDIR_E_PROBE, "no empty slot: insert refuses too");
     memset(h, 0x11, 32);
     cr_assert_eq(find(&v, h), 1);
     free(d);
@@ -514,4 +514,58 @@ Test(cache_reader, random_memory_never_crashes)
         free(f.snap);
     }
     cr_assert(located > 0 && corrupt > 0, "both outcomes exercised (%d located, %d corrupt)", located, corrupt);
+}
+
+/* Fill slots home .. home + n - 1 with distinct hashes whose home slot is `home`. */
+static void fill_chain(uint8_t *d, uint64_t cap, uint64_t home, uint64_t n)
+{
+    struct nub_cdir_header *hd = (struct nub_cdir_header *)d;
+    struct nub_cdir_slot *slots = (struct nub_cdir_slot *)(d + hd->table_off);
+    for (uint64_t k = 0; k < n; k++) {
+        struct nub_cdir_slot *sl = &slots[(home + k) & (cap - 1)];
+        memset(sl->hash, 0x77, 32);
+        memcpy(sl->hash, &home, 8);
+        memcpy(sl->hash + 8, &k, 8);
+        sl->blob_off = hd->arena_off;
+        sl->blob_len = 8;
+    }
+    hd->count = n;
+}
+
+Test(cdir, lookup_stops_at_the_probe_bound)
+{
+    uint64_t size, cap = 4096, home = 4000; /* the chain wraps past the table end */
+    uint8_t *d = new_dir(cap, 64, &size);
+    fill_chain(d, cap, home, NUB_CDIR_MAX_PROBE + 1);
+    struct nub_cdir_view v;
+    cr_assert_eq(nub_cdir_open(&v, d, size), NUB_CDIR_OK);
+    uint8_t h[32];
+    memset(h, 0x77, 32);
+    memcpy(h, &home, 8);
+    uint64_t k = NUB_CDIR_MAX_PROBE - 1;
+    memcpy(h + 8, &k, 8);
+    cr_assert_eq(find(&v, h), 1, "the last slot within the bound is found");
+    k = NUB_CDIR_MAX_PROBE;
+    memcpy(h + 8, &k, 8);
+    cr_assert_eq(find(&v, h), 0, "an entry one slot beyond the bound reads as absent");
+    free(d);
+}
+
+Test(cdir, insert_refuses_a_probe_sequence_over_the_bound)
+{
+    uint64_t size, cap = 4096, home = 17;
+    uint8_t *d = new_dir(cap, 256, &size);
+    fill_chain(d, cap, home, NUB_CDIR_MAX_PROBE);
+    uint8_t before[64], h[32], *dst;
+    memcpy(before, d, 64);
+    memset(h, 0x99, 32);
+    memcpy(h, &home, 8);
+    cr_assert_eq(nub_cdir_insert(d, size, h, 8, &dst), NUB_CDIR_E_PROBE);
+    cr_assert_null(dst);
+    cr_assert_eq(memcmp(before, d, 64), 0, "the header is unchanged");
+    cr_assert(strstr(nub_cdir_strerror(NUB_CDIR_E_PROBE), "256") != NULL);
+    uint64_t other = home + NUB_CDIR_MAX_PROBE + 1;
+    memcpy(h, &other, 8);
+    cr_assert_eq(nub_cdir_insert(d, size, h, 8, &dst), NUB_CDIR_OK, "a hash homed elsewhere still goes in");
+    free(d);
 }
