@@ -6,6 +6,7 @@
 #define PF_PRESENT 0x1u
 #define PF_WRITE   0x2u
 #define PF_FETCH   0x10u
+#define GP_IDT     0x2u  /* #GP error code: the selector indexes the IDT (e.g. `int n` past the IDT) */
 
 static const char *const exn_names[NUB_EXN_VECTORS] = {
     [0] = "divide error",
@@ -47,6 +48,8 @@ static size_t describe(char *msg, size_t cap, uint64_t vector, uint64_t err)
     const char *name = vector < NUB_EXN_VECTORS ? exn_names[vector] : NULL;
     if (name == NULL)
         return nub_format(msg, cap, "reserved exception %u", (unsigned)vector);
+    if (vector == 13 && (err & GP_IDT))
+        return nub_format(msg, cap, "%s: no IDT gate for vector %u", name, (unsigned)(err >> 3));
     if (vector != 14)
         return nub_format(msg, cap, "%s", name);
     const char *access = (err & PF_FETCH) ? "instruction fetch" : (err & PF_WRITE) ? "write" : "read";

@@ -36,15 +36,6 @@ void nub_log_host(const nub_sandbox *sb, uint32_t level, const char *fmt, ...)
                    (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* Copy untrusted guest text into a NUL-terminated message, replacing control bytes. */
-static void copy_text(char *dst, size_t cap, const uint8_t *src, uint64_t len)
-{
-    size_t n = len < cap - 1 ? (size_t)len : cap - 1;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) || src[i] == '\n' || src[i] == '\t' ? (char)src[i] : '?';
-    dst[n] = '\0';
-}
-
 static nub_status protocol(nub_sandbox *sb, const char *what, int wire_err)
 {
     return nub_err_set(&sb->last, NUB_E_PROTOCOL, "guest protocol violation: %s%s%s", what,
@@ -59,16 +50,23 @@ static nub_status service_log(nub_sandbox *sb)
     int rc = nub_wire_peek_kind(output_buf(sb), sb->lay.output_size, NUB_MSG_LOG, &m);
     if (rc != NUB_WIRE_OK)
         return protocol(sb, "bad log message on the output buffer", rc);
-    if (sb->log_fn != NULL && m.id != NUB_LOG_LEVEL_OFF && m.id <= sb->max_log_level)
-        sb->log_fn(sb->log_ctx, NUB_LOG_SRC_GUEST, m.id, (const char *)m.payload, (size_t)m.payload_len);
+    if (sb->log_fn != NULL && m.id != NUB_LOG_LEVEL_OFF && m.id <= sb->max_log_level) {
+        char *text = (char *)(uintptr_t)m.payload; /* inside the output buffer, dropped below */
+        if (!sb->log_raw)
+            nub_text_sanitize(text, (size_t)m.payload_len);
+        sb->log_fn(sb->log_ctx, NUB_LOG_SRC_GUEST, m.id, text, (size_t)m.payload_len);
+    }
     nub_wire_drop(output_buf(sb), sb->lay.output_size);
     return NUB_OK;
 }
 
 static void flush_print(nub_sandbox *sb)
 {
-    if (sb->print_len != 0 && sb->log_fn != NULL)
+    if (sb->print_len != 0 && sb->log_fn != NULL) {
+        if (!sb->log_raw)
+            nub_text_sanitize(sb->print_buf, sb->print_len);
         sb->log_fn(sb->log_ctx, NUB_LOG_SRC_PRINT, NUB_LOG_LEVEL_INFO, sb->print_buf, sb->print_len);
+    }
     sb->print_len = 0;
 }
 
@@ -142,18 +140,17 @@ static nub_status guest_abort(nub_sandbox *sb)
     memcpy(&rec, &scratch_top(sb)->abort_rec, sizeof rec);
     struct nub_error *e = &sb->last;
     char text[NUB_ABORT_MSG_MAX + 1];
-    copy_text(text, sizeof text, (const uint8_t *)rec.msg,
-              rec.msg_len < NUB_ABORT_MSG_MAX ? rec.msg_len : NUB_ABORT_MSG_MAX);
-    int truncated = (rec.flags & NUB_ABORT_F_TRUNCATED) || rec.msg_len > NUB_ABORT_MSG_MAX;
+    if (nub_abort_record_check(&rec, text, sizeof text) != 0)
+        return protocol(sb, text, 0);
+    nub_text_copy(text, sizeof text, (const uint8_t *)rec.msg, rec.msg_len);
+    int truncated = (rec.flags & NUB_ABORT_F_TRUNCATED) != 0;
     if (rec.kind == NUB_ABORT_EXCEPTION) {
         nub_err_set(e, NUB_E_GUEST_FAULT, "guest exception %llu (%s) at rip 0x%llx, error code 0x%llx, address 0x%llx",
                     (unsigned long long)rec.vector, text, (unsigned long long)rec.rip,
                     (unsigned long long)rec.error_code, (unsigned long long)rec.fault_addr);
-    } else if (rec.kind == NUB_ABORT_EXPLICIT) {
+    } else {
         nub_err_set(e, NUB_E_GUEST_ABORT, "guest aborted with code 0x%llx: %s%s",
                     (unsigned long long)rec.code, text, truncated ? " [truncated]" : "");
-    } else {
-        return protocol(sb, "abort port used without a valid abort record", 0);
     }
     e->abort_code = rec.code;
     e->vector = rec.vector;
@@ -356,7 +353,7 @@ static nub_status take_response(nub_sandbox *sb, struct nub_wire_msg *msg)
     if (msg->id == NUB_STATUS_OK)
         return NUB_OK;
     char text[NUB_ERROR_MSG_MAX - 64];
-    copy_text(text, sizeof text, msg->error, msg->error_len);
+    nub_text_copy(text, sizeof text, msg->error, msg->error_len);
     nub_err_set(&sb->last, NUB_E_GUEST, "guest function failed with status %u%s%s", msg->id,
                 text[0] ? ": " : "", text);
     sb->last.guest_status = msg->id;
@@ -463,6 +460,14 @@ nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t
     rc = nub_call_into_claimed(sb, fn_id, in, in_len, out, out_cap, out_len);
     nub_state_release(sb);
     return rc;
+}
+
+nub_status nub_sandbox_set_log_raw(nub_sandbox *sb, int raw)
+{
+    if (sb == NULL)
+        return NUB_E_INVALID;
+    sb->log_raw = raw != 0;
+    return NUB_OK;
 }
 
 void nub_free(void *p)

@@ -1,5 +1,6 @@
-/* Status names and the per-sandbox error record helpers. */
+/* Status names, the per-sandbox error record helpers, and checks on what the guest hands the host: its text and its abort record. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,4 +54,63 @@ nub_status nub_err_set(struct nub_error *err, nub_status code, const char *fmt, 
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
     return code;
+}
+
+void nub_text_sanitize(char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)text[i];
+        if (b < 0x20 || b > 0x7e)
+            text[i] = '?';
+    }
+}
+
+size_t nub_text_copy(char *dst, size_t cap, const uint8_t *src, uint64_t len)
+{
+    size_t n = len < cap - 1 ? (size_t)len : cap - 1;
+    memcpy(dst, src, n);
+    nub_text_sanitize(dst, n);
+    dst[n] = '\0';
+    return n;
+}
+
+/* x86-64 canonical: bits 63..47 all equal. */
+static int canonical(uint64_t va)
+{
+    uint64_t top = va >> 47;
+    return top == 0 || top == 0x1ffff;
+}
+
+static int bad_field(char *why, size_t why_len, const char *field, uint64_t value, const char *rule)
+{
+    snprintf(why, why_len, "abort record field %s = 0x%llx (%s)", field, (unsigned long long)value, rule);
+    return -1;
+}
+
+int nub_abort_record_check(const struct nub_abort_record *rec, char *why, size_t why_len)
+{
+    if (rec->kind != NUB_ABORT_EXPLICIT && rec->kind != NUB_ABORT_EXCEPTION)
+        return bad_field(why, why_len, "kind", rec->kind, "neither an explicit abort nor an exception");
+    if ((rec->flags & ~NUB_ABORT_F_TRUNCATED) != 0)
+        return bad_field(why, why_len, "flags", rec->flags, "unknown flag bits");
+    if (rec->msg_len > NUB_ABORT_MSG_MAX)
+        return bad_field(why, why_len, "msg_len", rec->msg_len, "over NUB_ABORT_MSG_MAX");
+    if (rec->reserved != 0)
+        return bad_field(why, why_len, "reserved", rec->reserved, "must be 0");
+    if (!canonical(rec->rip))
+        return bad_field(why, why_len, "rip", rec->rip, "not a canonical address");
+    if (rec->kind == NUB_ABORT_EXCEPTION) {
+        if (rec->vector > 31)
+            return bad_field(why, why_len, "vector", rec->vector, "exception vectors are 0..31");
+        if (rec->error_code > UINT32_MAX)
+            return bad_field(why, why_len, "error_code", rec->error_code, "exception error codes are 32 bits");
+        if (rec->code != 0)
+            return bad_field(why, why_len, "code", rec->code, "must be 0 for an exception");
+        return 0;
+    }
+    if (rec->vector != 0 || rec->error_code != 0 || rec->fault_addr != 0)
+        return bad_field(why, why_len, rec->vector != 0 ? "vector" : rec->error_code != 0 ? "error_code" : "fault_addr",
+                         rec->vector != 0 ? rec->vector : rec->error_code != 0 ? rec->error_code : rec->fault_addr,
+                         "must be 0 for an explicit abort");
+    return 0;
 }

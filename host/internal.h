@@ -24,6 +24,20 @@ void nub_err_clear(struct nub_error *err);
 nub_status nub_err_set(struct nub_error *err, nub_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Replace, in place, every byte of untrusted text that is not printable
+ * ASCII (0x20..0x7e: control bytes, DEL, bytes >= 0x80) with '?'. */
+void nub_text_sanitize(char *text, size_t len);
+
+/* Copy min(len, cap - 1) bytes of untrusted text into dst (cap > 0),
+ * sanitized as above, NUL-terminated; returns the bytes copied. */
+size_t nub_text_copy(char *dst, size_t cap, const uint8_t *src, uint64_t len);
+
+/* Check every field a guest wrote into its abort record (kind, flags,
+ * msg_len, reserved, rip, and vector/error_code/code/fault_addr for the
+ * kind). 0 when it is one the SDK can write; else -1 with *why describing
+ * the first bad field and its value (NUL-terminated, why_len bytes). */
+int nub_abort_record_check(const struct nub_abort_record *rec, char *why, size_t why_len);
+
 /* ---- ELF loader (elf.c) ------------------------------------------------ */
 
 #define NUB_ELF_MAX_SEGMENTS 16
@@ -259,6 +273,7 @@ struct nub_sandbox {
     struct nub_error last;
     nub_log_fn log_fn;
     void *log_ctx;
+    bool log_raw; /* pass guest text to log_fn unsanitized (nub_sandbox_set_log_raw) */
     struct nub_watchdog wd;
     /* console text from the print port, flushed at newline or when full */
     size_t print_len;

@@ -70,7 +70,10 @@
 #define PF_I (1ull << 4) /* instruction fetch */
 
 #define VEC_UD 6u
+#define VEC_GP 13u
 #define VEC_PF 14u
+#define EXN_VECTORS 32u  /* CPU exception vectors 0..31; `int n` above them is a software interrupt */
+#define ERR_IDT (1ull << 1) /* #GP error code: the selector indexes the IDT */
 
 /* What a hook saw before it asked Unicorn to stop. */
 enum emu_pend {
@@ -225,6 +228,26 @@ static void exit_fault(struct nub_hv_exit *e, uint64_t vector, uint64_t rip)
     e->vector = vector;
     nub_hv_fmt(e->msg, sizeof(e->msg), "exception %s (vector %llu) at rip 0x%llx",
                vec_name(vector), (unsigned long long)vector, (unsigned long long)rip);
+}
+
+/*
+ * `int n` with n >= 32: nub guests have IDT gates for the exception vectors
+ * only (the SDK's IDT limit ends at vector 31), so on a CPU the interrupt
+ * raises #GP with error code (n << 3) | IDT. Report that, naming the
+ * software interrupt, with the rip of the `int` instruction (Unicorn
+ * stops after it).
+ */
+static void exit_soft_int(struct nub_hv *hv, struct nub_hv_exit *e, uint32_t intno)
+{
+    uint8_t insn[2];
+    uint64_t rip = hv->rip;
+    if (rip >= 2 && uc_mem_read(hv->uc, rip - 2, insn, 2) == UC_ERR_OK && insn[0] == 0xcd && insn[1] == intno)
+        rip -= 2;
+    exit_reset(e, NUB_HV_EXIT_FAULT, rip);
+    e->vector = VEC_GP;
+    e->error_code = ((uint64_t)intno << 3) | ERR_IDT;
+    nub_hv_fmt(e->msg, sizeof(e->msg), "software interrupt int $0x%x at rip 0x%llx: no IDT gate for vector %u "
+               "(general protection fault)", intno, (unsigned long long)rip, intno);
 }
 
 static uint64_t pf_error_code(int type)
@@ -492,7 +515,10 @@ static nub_status finish(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
         e->value = hv->pend == PEND_OUT ? hv->io_value : 0;
         return NUB_OK;
     case PEND_INTR:
-        exit_fault(e, hv->intno, hv->rip);
+        if (hv->intno >= EXN_VECTORS)
+            exit_soft_int(hv, e, hv->intno);
+        else
+            exit_fault(e, hv->intno, hv->rip);
         return NUB_OK;
     case PEND_SYSCALL:
         exit_fault(e, VEC_UD, hv->insn_rip);

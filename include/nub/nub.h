@@ -184,8 +184,12 @@ enum nub_log_source {
 
 /*
  * Log callback: `level` is NUB_LOG_LEVEL_* (abi.h), `msg` is `len` bytes
- * (not NUL-terminated; guest text is untrusted bytes). Called on the thread
- * running the call.
+ * (not NUL-terminated). Guest text (NUB_LOG_SRC_GUEST and
+ * NUB_LOG_SRC_PRINT) arrives sanitized: every byte outside printable ASCII
+ * 0x20..0x7e (newlines, tabs, escapes, bytes >= 0x80) is replaced by '?',
+ * so a guest cannot forge log lines or terminal escapes; call
+ * nub_sandbox_set_log_raw() for the guest's bytes as they are. Called on
+ * the thread running the call.
  */
 typedef void (*nub_log_fn)(void *ctx, enum nub_log_source src, uint32_t level,
                            const char *msg, size_t len);
@@ -193,6 +197,11 @@ typedef void (*nub_log_fn)(void *ctx, enum nub_log_source src, uint32_t level,
 /* Install (or with fn == NULL remove) the sandbox's log callback. Default:
  * none, nothing is logged. NUB_E_BUSY while a call holds the sandbox. */
 nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx);
+
+/* raw != 0: the log callback gets guest text byte for byte, control
+ * bytes included (untrusted: the callback must not print it unescaped).
+ * Default 0: sanitized as described at nub_log_fn. */
+nub_status nub_sandbox_set_log_raw(nub_sandbox *sb, int raw);
 
 /* ---- Host functions ---------------------------------------------------- */
 

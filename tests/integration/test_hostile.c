@@ -395,3 +395,157 @@ BACKEND_TEST(hostile, cache_lookup_is_bounded_in_a_filled_directory)
     witness_check(sb);
     nub_sandbox_destroy(sb);
 }
+
+/* ---- guest text reaching messages and log lines ---- */
+
+#define FORGED "ok\n[host] ERROR forged line\tx\x1b[31mred\x7f\xc3\xa9"
+#define FORGED_CLEAN "ok?[host] ERROR forged line?x?[31mred???"
+
+static int all_printable(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+struct log_capture {
+    char text[4][256];
+    size_t len[4];
+    enum nub_log_source src[4];
+    size_t n;
+};
+
+static void capture_log(void *ctx, enum nub_log_source src, uint32_t level, const char *msg, size_t len)
+{
+    struct log_capture *c = ctx;
+    (void)level;
+    if (c->n < 4 && len < sizeof c->text[0]) {
+        memcpy(c->text[c->n], msg, len);
+        c->len[c->n] = len;
+        c->src[c->n++] = src;
+    }
+}
+
+static int captured(const struct log_capture *c, enum nub_log_source src, const char *want)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->src[i] == src && memmem(c->text[i], c->len[i], want, strlen(want)) != NULL)
+            return 1;
+    return 0;
+}
+
+BACKEND_TEST(hostile, guest_text_cannot_forge_messages_or_log_lines)
+{
+    struct nub_config cfg = test_config(backend);
+    cfg.max_guest_log_level = NUB_LOG_LEVEL_ERROR;
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_FAIL_WITH, FORGED, strlen(FORGED), &out, &len), NUB_E_GUEST);
+    const struct nub_error *e = nub_sandbox_last_error(sb);
+    cr_assert(all_printable(e->message, strlen(e->message)), "error text: '%s'", e->message);
+    cr_assert(strstr(e->message, FORGED_CLEAN) != NULL, "error text: '%s'", e->message);
+
+    struct log_capture c = {.n = 0};
+    cr_assert_eq(nub_sandbox_set_log(sb, capture_log, &c), NUB_OK);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_LOG_LEVELS, FORGED, strlen(FORGED), &out, &len), NUB_OK);
+    nub_free(out);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_PRINT_BYTES, FORGED "\n", strlen(FORGED) + 1, &out, &len), NUB_OK);
+    cr_assert(captured(&c, NUB_LOG_SRC_GUEST, FORGED_CLEAN), "guest log line sanitized");
+    /* The console splits lines at '\n' (each is its own NUB_LOG_SRC_PRINT line); the rest is sanitized. */
+    cr_assert(captured(&c, NUB_LOG_SRC_PRINT, "[host] ERROR forged line?x?[31mred???"), "console line sanitized");
+    for (size_t i = 0; i < c.n; i++)
+        cr_assert(all_printable(c.text[i], c.len[i]), "log line %zu holds control bytes", i);
+
+    /* The raw bytes, for a callback that asks for them. */
+    c.n = 0;
+    cr_assert_eq(nub_sandbox_set_log_raw(sb, 1), NUB_OK);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_LOG_LEVELS, FORGED, strlen(FORGED), &out, &len), NUB_OK);
+    nub_free(out);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_PRINT_BYTES, "a\tb\x1b" "c\n", 6, &out, &len), NUB_OK);
+    cr_assert(captured(&c, NUB_LOG_SRC_GUEST, FORGED), "raw guest log bytes");
+    cr_assert(captured(&c, NUB_LOG_SRC_PRINT, "a\tb\x1b" "c"), "raw console bytes");
+    nub_sandbox_destroy(sb);
+
+    sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_ABORT, FORGED, strlen(FORGED), &out, &len), NUB_E_GUEST_ABORT);
+    e = nub_sandbox_last_error(sb);
+    cr_assert(all_printable(e->message, strlen(e->message)), "abort text: '%s'", e->message);
+    cr_assert(strstr(e->message, FORGED_CLEAN) != NULL, "abort text: '%s'", e->message);
+    nub_sandbox_destroy(sb);
+}
+
+/* ---- software interrupts and forged abort records ---- */
+
+BACKEND_TEST(hostile, software_interrupts_are_reported_as_such)
+{
+    static const uint8_t vectors[] = {0x21, 0x80, 0xff};
+    struct nub_config cfg = test_config(backend);
+    for (size_t i = 0; i < sizeof vectors; i++) {
+        nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+        uint8_t *out = NULL;
+        size_t len = 0;
+        char want[64];
+        cr_assert_eq(nub_call(sb, NUB_TG_FN_SOFT_INT, &vectors[i], 1, &out, &len), NUB_E_GUEST_FAULT);
+        const struct nub_error *e = nub_sandbox_last_error(sb);
+        cr_assert_eq(e->vector, 13, "int $0x%x: vector %llu (%s)", vectors[i], (unsigned long long)e->vector, e->message);
+        cr_assert_eq(e->error_code, ((uint64_t)vectors[i] << 3) | 2, "int $0x%x: error code 0x%llx", vectors[i],
+                     (unsigned long long)e->error_code);
+        snprintf(want, sizeof want, "no IDT gate for vector %u", vectors[i]);
+        cr_assert(strstr(e->message, want) != NULL, "message '%s' lacks '%s'", e->message, want);
+        cr_assert_geq(e->rip, NUB_KERNEL_BASE);
+        expect_poisoned(sb);
+        nub_sandbox_destroy(sb);
+    }
+}
+
+struct forged_case {
+    const char *field; /* expected in the message; NULL: the record is valid */
+    struct nub_abort_record rec;
+};
+
+BACKEND_TEST(hostile, abort_record_fields_are_validated)
+{
+    const uint64_t rip = NUB_KERNEL_BASE + 0x1000;
+    const struct forged_case cases[] = {
+        {NULL, {.kind = NUB_ABORT_EXCEPTION, .vector = 13, .error_code = 0x10, .fault_addr = 7, .rip = rip}},
+        {NULL, {.kind = NUB_ABORT_EXPLICIT, .code = 99, .rip = rip, .msg_len = 2, .msg = "hi"}},
+        {"vector", {.kind = NUB_ABORT_EXCEPTION, .vector = UINT64_MAX, .rip = rip}},
+        {"vector", {.kind = NUB_ABORT_EXCEPTION, .vector = 128, .rip = rip}},
+        {"error_code", {.kind = NUB_ABORT_EXCEPTION, .vector = 14, .error_code = 1ull << 40, .rip = rip}},
+        {"code", {.kind = NUB_ABORT_EXCEPTION, .vector = 6, .code = 5, .rip = rip}},
+        {"flags", {.kind = NUB_ABORT_EXPLICIT, .flags = 0x80, .rip = rip}},
+        {"msg_len", {.kind = NUB_ABORT_EXPLICIT, .msg_len = NUB_ABORT_MSG_MAX + 1, .rip = rip}},
+        {"reserved", {.kind = NUB_ABORT_EXPLICIT, .reserved = 1, .rip = rip}},
+        {"rip", {.kind = NUB_ABORT_EXCEPTION, .vector = 0, .rip = 0x8000000000000000ull}},
+        {"vector", {.kind = NUB_ABORT_EXPLICIT, .vector = 3, .rip = rip}},
+        {"kind", {.kind = 7, .rip = rip}},
+    };
+    struct nub_config cfg = test_config(backend);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct forged_case *c = &cases[i];
+        nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+        uint8_t *out = NULL;
+        size_t len = 0;
+        nub_status rc = nub_call(sb, NUB_TG_FN_FORGE_ABORT, &c->rec, sizeof c->rec, &out, &len);
+        const struct nub_error *e = nub_sandbox_last_error(sb);
+        if (c->field == NULL) {
+            nub_status want = c->rec.kind == NUB_ABORT_EXCEPTION ? NUB_E_GUEST_FAULT : NUB_E_GUEST_ABORT;
+            cr_assert_eq(rc, want, "case %zu: %s (%s)", i, nub_strerror(rc), e->message);
+            cr_assert_eq(e->vector, c->rec.vector);
+            cr_assert_eq(e->error_code, c->rec.error_code);
+            cr_assert_eq(e->rip, rip);
+        } else {
+            char want[64];
+            snprintf(want, sizeof want, "field %s ", c->field);
+            cr_assert_eq(rc, NUB_E_PROTOCOL, "case %zu (%s): %s (%s)", i, c->field, nub_strerror(rc), e->message);
+            cr_assert(strstr(e->message, want) != NULL, "case %zu: '%s' lacks '%s'", i, e->message, want);
+            cr_assert_eq(e->vector, 0, "nothing of the record reaches the error");
+            cr_assert_eq(e->rip, 0);
+        }
+        expect_cleared(sb);
+        expect_poisoned(sb);
+        nub_sandbox_destroy(sb);
+    }
+}
