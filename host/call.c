@@ -217,6 +217,8 @@ static nub_status exit_error(nub_sandbox *sb, const struct nub_hv_exit *x)
         sb->last.rip = x->rip;
         sb->last.vector = 8;
         return NUB_E_GUEST_FAULT;
+    case NUB_HV_EXIT_PROTOCOL:
+        return nub_err_set(&sb->last, NUB_E_PROTOCOL, "guest protocol violation: %s", x->msg);
     case NUB_HV_EXIT_CANCELLED:
         if (nub_state_cancel_reason(sb) == NUB_CANCEL_TIMEOUT)
             return nub_err_set(&sb->last, NUB_E_TIMEOUT, "call exceeded its timeout of %u ms", sb->cfg.call_timeout_ms);

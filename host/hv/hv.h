@@ -16,8 +16,17 @@ enum nub_hv_exit_kind {
     NUB_HV_EXIT_FAULT,        /* CPU exception: vector, error_code, addr (CR2), rip */
     NUB_HV_EXIT_SHUTDOWN,     /* triple fault / shutdown */
     NUB_HV_EXIT_CANCELLED,    /* nub_hv_ops.interrupt() took effect */
-    NUB_HV_EXIT_INTERNAL,     /* backend failure; msg says what */
+    NUB_HV_EXIT_INTERNAL,     /* backend failure the guest cannot cause; msg says what */
+    NUB_HV_EXIT_PROTOCOL,     /* the guest made an exit the protocol has no place for (string OUT,
+                                 an exit reason nub never asks for); msg says what */
 };
+
+/*
+ * Rule for backends: an exit that guest state or a guest instruction can
+ * cause is FAULT (with a vector 0..31), SHUTDOWN, IO_IN, HALT, MMIO or
+ * PROTOCOL, never INTERNAL; INTERNAL (and a run() failure) is kept for the
+ * hypervisor or emulator itself failing (docs/errors.md lists each mapping).
+ */
 
 struct nub_hv_exit {
     enum nub_hv_exit_kind kind;

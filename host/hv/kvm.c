@@ -62,6 +62,7 @@ struct nub_hv {
     atomic_bool active;           /* a thread is inside run() */
     _Atomic(pthread_t) thread;    /* that thread (valid while active) */
     atomic_int kickers;           /* interrupt() calls looking at `thread` right now */
+    bool guest_ran;               /* a KVM_RUN has entered the guest (its state is no longer only ours) */
 };
 
 /* ---- /dev/kvm ---------------------------------------------------------- */
@@ -386,6 +387,23 @@ static nub_status internal(struct nub_hv_exit *x, const char *what, unsigned lon
     return NUB_OK;
 }
 
+/* A guest-caused exit reported as CPU exception `vector` (0..31) with what happened in msg. */
+static nub_status guest_fault(struct nub_hv_exit *x, uint64_t vector, const char *what, unsigned long long detail)
+{
+    x->kind = NUB_HV_EXIT_FAULT;
+    x->vector = vector;
+    nub_hv_fmt(x->msg, sizeof x->msg, "%s 0x%llx", what, detail);
+    return NUB_OK;
+}
+
+/* A guest-caused exit that nub's protocol has no place for. */
+static nub_status guest_protocol(struct nub_hv_exit *x, const char *what, unsigned long long detail)
+{
+    x->kind = NUB_HV_EXIT_PROTOCOL;
+    nub_hv_fmt(x->msg, sizeof x->msg, "%s 0x%llx at rip 0x%llx", what, detail, (unsigned long long)x->rip);
+    return NUB_OK;
+}
+
 /* The ports whose OUT needs no RIP (served without an error message). */
 static bool hot_port(uint16_t port)
 {
@@ -397,18 +415,23 @@ static nub_status io_exit(struct nub_hv *hv, struct nub_hv_exit *x)
     const struct kvm_run *run = hv->run;
     x->port = run->io.port;
     x->size = run->io.size;
-    if (hv->sync_regs || !hot_port(x->port) || run->io.direction != KVM_EXIT_IO_OUT)
+    if (hv->sync_regs || !hot_port(x->port) || run->io.direction != KVM_EXIT_IO_OUT || run->io.count != 1)
         exit_rip(hv, x);
-    if (run->io.count != 1 || run->io.size > sizeof x->value ||
-        run->io.data_offset > hv->run_size - run->io.size) {
-        x->kind = NUB_HV_EXIT_INTERNAL;
-        nub_hv_fmt(x->msg, sizeof x->msg, "string I/O (%s, %u x %u bytes) on port %u at rip 0x%llx is not supported",
-                   run->io.direction == KVM_EXIT_IO_OUT ? "OUTS" : "INS", run->io.count, run->io.size,
-                   x->port, (unsigned long long)x->rip);
+    if (run->io.direction == KVM_EXIT_IO_IN) { /* IN and INS (any count): the guest's protocol violation */
+        x->kind = NUB_HV_EXIT_IO_IN;
         return NUB_OK;
     }
-    if (run->io.direction == KVM_EXIT_IO_IN) {
-        x->kind = NUB_HV_EXIT_IO_IN;
+    if (run->io.count != 1) {
+        x->kind = NUB_HV_EXIT_PROTOCOL;
+        nub_hv_fmt(x->msg, sizeof x->msg, "string OUT (rep outs, %u x %u bytes) to port %u at rip 0x%llx",
+                   run->io.count, run->io.size, x->port, (unsigned long long)x->rip);
+        return NUB_OK;
+    }
+    if (run->io.size == 0 || run->io.size > sizeof x->value || run->io.data_offset > hv->run_size ||
+        run->io.size > hv->run_size - run->io.data_offset) {
+        x->kind = NUB_HV_EXIT_INTERNAL; /* KVM's own report is inconsistent */
+        nub_hv_fmt(x->msg, sizeof x->msg, "KVM_EXIT_IO with size %u at data offset 0x%llx (kvm_run is %zu bytes)",
+                   run->io.size, (unsigned long long)run->io.data_offset, hv->run_size);
         return NUB_OK;
     }
     x->kind = NUB_HV_EXIT_IO_OUT;
@@ -418,13 +441,27 @@ static nub_status io_exit(struct nub_hv *hv, struct nub_hv_exit *x)
     return NUB_OK;
 }
 
-static const char *internal_suberror(uint32_t sub)
+/*
+ * KVM_EXIT_INTERNAL_ERROR happens only while KVM runs or emulates guest
+ * code, so the guest caused it: an instruction KVM cannot emulate (e.g.
+ * sysenter in long mode) is #UD, a fault while delivering a fault or an
+ * event (an unusable IDT, GDT or exception stack) is #DF, anything else is
+ * an exit nub's protocol has no place for.
+ */
+static nub_status internal_error_exit(struct nub_hv_exit *x, uint32_t sub)
 {
     switch (sub) {
-    case KVM_INTERNAL_ERROR_EMULATION: return "instruction emulation failed";
-    case KVM_INTERNAL_ERROR_SIMUL_EX: return "exception while delivering an exception";
-    case KVM_INTERNAL_ERROR_DELIVERY_EV: return "exit while delivering an event";
-    default: return "internal error";
+    case KVM_INTERNAL_ERROR_EMULATION:
+        return guest_fault(x, 6, "invalid opcode: an instruction kvm cannot execute or emulate "
+                                 "(KVM_EXIT_INTERNAL_ERROR, emulation failure): suberror", sub);
+    case KVM_INTERNAL_ERROR_SIMUL_EX:
+        return guest_fault(x, 8, "double fault: an exception while delivering an exception "
+                                 "(KVM_EXIT_INTERNAL_ERROR): suberror", sub);
+    case KVM_INTERNAL_ERROR_DELIVERY_EV:
+        return guest_fault(x, 8, "double fault: delivering an event touched memory kvm cannot back "
+                                 "(KVM_EXIT_INTERNAL_ERROR): suberror", sub);
+    default:
+        return guest_protocol(x, "the guest made kvm fail (KVM_EXIT_INTERNAL_ERROR) with suberror", sub);
     }
 }
 
@@ -465,16 +502,17 @@ static nub_status translate(struct nub_hv *hv, struct nub_hv_exit *x)
         after_shutdown(hv, x);
         return NUB_OK;
     case KVM_EXIT_FAIL_ENTRY:
-        return internal(x, "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason",
-                        run->fail_entry.hardware_entry_failure_reason);
+        /* Before the guest ever ran, the vCPU state is nub's own; after, the guest's (CR3, CR4, EFER, segments). */
+        if (!hv->guest_ran)
+            return internal(x, "KVM_EXIT_FAIL_ENTRY on the first entry: hardware entry failure reason",
+                            run->fail_entry.hardware_entry_failure_reason);
+        return guest_fault(x, 13, "general protection fault: the guest left control registers or segments "
+                                  "the CPU refuses to enter (KVM_EXIT_FAIL_ENTRY): hardware reason",
+                           run->fail_entry.hardware_entry_failure_reason);
     case KVM_EXIT_INTERNAL_ERROR:
-        x->kind = NUB_HV_EXIT_INTERNAL;
-        nub_hv_fmt(x->msg, sizeof x->msg, "KVM_EXIT_INTERNAL_ERROR: suberror %u (%s) at rip 0x%llx",
-                   run->internal.suberror, internal_suberror(run->internal.suberror),
-                   (unsigned long long)x->rip);
-        return NUB_OK;
+        return internal_error_exit(x, run->internal.suberror);
     default:
-        return internal(x, "unexpected KVM exit reason", run->exit_reason);
+        return guest_protocol(x, "unexpected kvm exit reason", run->exit_reason);
     }
 }
 
@@ -560,7 +598,9 @@ static nub_status kvm_run(struct nub_hv *hv, struct nub_hv_exit *x)
         nub_hv_fmt(x->msg, sizeof x->msg, "KVM_RUN: %s", strerror(e));
         return NUB_E_BACKEND;
     }
-    return translate(hv, x);
+    nub_status rc = translate(hv, x);
+    hv->guest_ran = hv->guest_ran || hv->run->exit_reason != KVM_EXIT_FAIL_ENTRY;
+    return rc;
 }
 
 /*

@@ -490,9 +490,13 @@ BACKEND_TEST(hostile, software_interrupts_are_reported_as_such)
         cr_assert_eq(nub_call(sb, NUB_TG_FN_SOFT_INT, &vectors[i], 1, &out, &len), NUB_E_GUEST_FAULT);
         const struct nub_error *e = nub_sandbox_last_error(sb);
         cr_assert_eq(e->vector, 13, "int $0x%x: vector %llu (%s)", vectors[i], (unsigned long long)e->vector, e->message);
-        cr_assert_eq(e->error_code, ((uint64_t)vectors[i] << 3) | 2, "int $0x%x: error code 0x%llx", vectors[i],
-                     (unsigned long long)e->error_code);
-        snprintf(want, sizeof want, "no IDT gate for vector %u", vectors[i]);
+        /* A CPU's #GP error code is (n << 3) | IDT. QEMU's software x86 (which runs the kvm stage of
+         * make test) writes (n << 4) | IDT in long mode; the SDK reports what its CPU wrote. */
+        uint64_t n = e->error_code >> 3;
+        int qemu = backend == NUB_BACKEND_KVM && e->error_code == (((uint64_t)vectors[i] << 4) | 2);
+        cr_assert(e->error_code == (((uint64_t)vectors[i] << 3) | 2) || qemu, "int $0x%x: error code 0x%llx",
+                  vectors[i], (unsigned long long)e->error_code);
+        snprintf(want, sizeof want, "no IDT gate for vector %u", (unsigned)n);
         cr_assert(strstr(e->message, want) != NULL, "message '%s' lacks '%s'", e->message, want);
         cr_assert_geq(e->rip, NUB_KERNEL_BASE);
         expect_poisoned(sb);
@@ -548,4 +552,67 @@ BACKEND_TEST(hostile, abort_record_fields_are_validated)
         expect_poisoned(sb);
         nub_sandbox_destroy(sb);
     }
+}
+
+/* ---- exits a guest can cause are its errors, never NUB_E_BACKEND ---- */
+
+static nub_status call_status(nub_sandbox *sb, uint32_t fn, const struct nub_error **e)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    nub_status rc = nub_call(sb, fn, NULL, 0, &out, &len);
+    nub_free(out);
+    *e = nub_sandbox_last_error(sb);
+    cr_assert_neq(rc, NUB_E_BACKEND, "fn %u: a guest made the call fail with NUB_E_BACKEND: %s", fn, (*e)->message);
+    return rc;
+}
+
+BACKEND_TEST(hostile, guest_caused_exits_are_never_backend_errors)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *witness = witness_new(backend);
+    const struct nub_error *e;
+    int kvm = backend == NUB_BACKEND_KVM;
+
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(call_status(sb, NUB_TG_FN_SYSENTER, &e), NUB_E_GUEST_FAULT, "sysenter: %s", e->message);
+    cr_assert(e->vector == 6 || (kvm && e->vector == 13), "sysenter: vector %llu (%s)", (unsigned long long)e->vector,
+              e->message);
+    expect_poisoned(sb);
+    nub_sandbox_destroy(sb);
+
+    sb = new_ready("testguest", &cfg, NULL);
+    cr_assert_eq(call_status(sb, NUB_TG_FN_REP_INSB, &e), NUB_E_PROTOCOL, "rep insb: %s", e->message);
+    cr_assert(strstr(e->message, "IN from port 1016") != NULL, "%s", e->message);
+    expect_cleared(sb);
+    expect_poisoned(sb);
+    nub_sandbox_destroy(sb);
+
+    sb = new_ready("testguest", &cfg, NULL);
+    struct log_capture c = {.n = 0};
+    cr_assert_eq(nub_sandbox_set_log(sb, capture_log, &c), NUB_OK);
+    nub_status rc = call_status(sb, NUB_TG_FN_REP_OUTSB, &e);
+    if (rc == NUB_OK) { /* one OUT per byte (emu; kvm on kernels that exit per iteration) */
+        cr_assert(captured(&c, NUB_LOG_SRC_PRINT, "outs"), "rep outsb: the bytes arrive as console text");
+    } else { /* a kvm that reports the whole string in one exit: not part of the port protocol */
+        cr_assert(kvm, "rep outsb on emu: %s", e->message);
+        cr_assert_eq(rc, NUB_E_PROTOCOL, "rep outsb: %s", e->message);
+        cr_assert(strstr(e->message, "string OUT") != NULL, "%s", e->message);
+        expect_poisoned(sb);
+    }
+    nub_sandbox_destroy(sb);
+
+    sb = new_ready("testguest", &cfg, NULL);
+    rc = call_status(sb, NUB_TG_FN_BAD_CR3, &e);
+    if (kvm) {
+        cr_assert_eq(rc, NUB_E_GUEST_FAULT, "bad CR3: %s", e->message);
+        cr_assert_leq(e->vector, 31);
+        expect_poisoned(sb);
+    } else { /* emu walks the page tables once, at creation, and ignores CR3 (docs/backends.md) */
+        cr_assert_eq(rc, NUB_E_GUEST, "bad CR3: %s", e->message);
+        cr_assert(strstr(e->message, "still running after loading CR3") != NULL, "%s", e->message);
+    }
+    nub_sandbox_destroy(sb);
+    witness_check(witness);
+    nub_sandbox_destroy(witness);
 }
