@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checked.h"
 #include "hv.h"
 #include "nub/abi.h"
 
@@ -427,8 +428,8 @@ static nub_status io_exit(struct nub_hv *hv, struct nub_hv_exit *x)
                    run->io.count, run->io.size, x->port, (unsigned long long)x->rip);
         return NUB_OK;
     }
-    if (run->io.size == 0 || run->io.size > sizeof x->value || run->io.data_offset > hv->run_size ||
-        run->io.size > hv->run_size - run->io.data_offset) {
+    if (run->io.size == 0 || run->io.size > sizeof x->value ||
+        !nub_range_inside(run->io.data_offset, run->io.size, hv->run_size)) {
         x->kind = NUB_HV_EXIT_INTERNAL; /* KVM's own report is inconsistent */
         nub_hv_fmt(x->msg, sizeof x->msg, "KVM_EXIT_IO with size %u at data offset 0x%llx (kvm_run is %zu bytes)",
                    run->io.size, (unsigned long long)run->io.data_offset, hv->run_size);

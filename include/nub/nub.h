@@ -43,7 +43,7 @@ typedef int nub_status;
 #define NUB_E_ELF              (-4)  /* the guest binary is not an acceptable ELF */
 #define NUB_E_LAYOUT           (-5)  /* the configured sizes do not fit the address space */
 #define NUB_E_NO_HYPERVISOR    (-6)  /* the requested backend is not usable here */
-#define NUB_E_BACKEND          (-7)  /* the backend failed (hardware or emulator error) */
+#define NUB_E_BACKEND          (-7)  /* the backend itself failed (hardware or emulator error); never guest-caused */
 #define NUB_E_GUEST            (-8)  /* the guest function returned a non-zero status */
 #define NUB_E_GUEST_ABORT      (-9)  /* the guest aborted (explicit abort or panic) */
 #define NUB_E_GUEST_FAULT      (-10) /* the guest took an unhandled CPU exception or triple fault */
