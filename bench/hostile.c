@@ -1,4 +1,9 @@
-/* Benchmark of what a hostile guest can cost the host: time and RSS per distinct OUT site, cache lookups in a directory with every slot filled. */
+/* Benchmark of what a hostile guest can cost the host: time and RSS per distinct OUT site, cache lookups in a directory with every slot filled.
+ *
+ * Usage: hostile [emu|kvm|auto]            the whole benchmark, one JSON object
+ *        hostile emu sites N [packed]      only one call through N distinct OUT sites (for
+ *                                          valgrind --tool=callgrind: per-site host instructions
+ *                                          = (I(N) - I(0)) / N) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +61,8 @@ static int out_site_cost(const struct nub_config *cfg, uint32_t n, uint32_t layo
     double t1 = bench_now_ns();
     long r1 = rss_kib();
     nub_sandbox_destroy(sb);
-    *ns = (t1 - t0) / n;
-    *kib = (double)(r1 - r0) / n;
+    *ns = n ? (t1 - t0) / n : 0;
+    *kib = n ? (double)(r1 - r0) / n : 0;
     return bad;
 }
 
@@ -123,6 +128,15 @@ int main(int argc, char **argv)
     nub_config_default(&cfg);
     cfg.backend = NUB_BACKEND_EMU;
     bench_backend_arg(argc, argv, &cfg);
+    if (argc > 3 && strcmp(argv[2], "sites") == 0) {
+        uint32_t n = (uint32_t)strtoul(argv[3], NULL, 10);
+        uint32_t layout = argc > 4 && strcmp(argv[4], "packed") == 0 ? NUB_TG_OUT_SITES_PACKED : NUB_TG_OUT_SITES_SEPARATE;
+        double ns, kib;
+        if (n > NUB_TG_OUT_SITES_MAX || out_site_cost(&cfg, n, layout, &ns, &kib) != 0)
+            return 1;
+        printf("{\"backend\":\"%s\",\"sites\":%u,\"ns_per_site\":%.0f}\n", nub_backend_name(cfg.backend), n, ns);
+        return 0;
+    }
     double ns[2][2], kib[2][2], full_ns, empty_ns;
     const uint32_t sites[2] = {1000, 4000};
     for (uint32_t layout = 0; layout < 2; layout++)
