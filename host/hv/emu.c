@@ -25,8 +25,8 @@
  * hook alone would therefore let the rest of the TB run. To stop right
  * after every IN/OUT, a UC_HOOK_BLOCK hook decodes each TB the first time
  * it runs (before any of its instructions execute); when the TB holds port
- * I/O, it stops, and run() puts a one-address UC_HOOK_CODE hook on the
- * instruction after each IN/OUT (which makes Unicorn check for a stop
+ * I/O, it stops, and run() puts a UC_HOOK_CODE hook over the TB's
+ * instructions that follow an IN/OUT (which makes Unicorn check for a stop
  * request there and sync RIP), drops the TB from the cache and restarts
  * it. The same block hook polls the interrupt flag, so
  * interrupt() never calls into Unicorn from another thread.
