@@ -278,6 +278,7 @@ static nub_status run_once(nub_sandbox *sb, uint64_t rip, bool call)
 {
     nub_cache_invalidate(sb); /* the guest may rewrite its cache directory */
     nub_guest_counter_publish(sb);
+    sb->guest_ran = true;
     nub_status rc = nub_watchdog_arm(sb);
     if (rc != NUB_OK) { /* nothing ran: the sandbox is unchanged */
         scrub(sb);
@@ -294,17 +295,6 @@ static nub_status run_once(nub_sandbox *sb, uint64_t rip, bool call)
             nub_state_poison(sb);
     }
     return rc;
-}
-
-/* dispatch_gva must point into one of the image's executable segments. */
-static int in_exec_segment(const nub_sandbox *sb, uint64_t gva)
-{
-    for (size_t i = 0; i < sb->nsegs; i++) {
-        const struct nub_elf_segment *s = &sb->segs[i];
-        if ((s->perms & NUB_MEM_EXEC) && gva >= s->vaddr && gva - s->vaddr < s->memsz)
-            return 1;
-    }
-    return 0;
 }
 
 /* Make a buffer an empty stack; zero it only when something was left on it. */
@@ -327,7 +317,7 @@ nub_status nub_sandbox_evolve(nub_sandbox *sb)
     if (rc == NUB_OK) {
         const struct nub_peb *peb = (const struct nub_peb *)(sb->snapshot + sb->lay.peb_off);
         sb->dispatch_gva = peb->dispatch_gva;
-        if (!in_exec_segment(sb, sb->dispatch_gva)) {
+        if (!nub_in_exec_segment(sb->segs, sb->nsegs, sb->dispatch_gva)) {
             rc = nub_err_set(&sb->last, NUB_E_PROTOCOL,
                              "guest protocol violation: init set dispatch_gva 0x%llx outside its image",
                              (unsigned long long)sb->dispatch_gva);

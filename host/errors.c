@@ -32,6 +32,8 @@ const char *nub_strerror(nub_status code)
     case NUB_E_CAP_REJECTED: return "NUB_E_CAP_REJECTED: guest rejected the cap";
     case NUB_E_CAP_MISMATCH: return "NUB_E_CAP_MISMATCH: guest cap hash differs from the claimed hash";
     case NUB_E_NOT_FOUND: return "NUB_E_NOT_FOUND: no such cap or cache directory";
+    case NUB_E_SNAPSHOT_CORRUPT: return "NUB_E_SNAPSHOT_CORRUPT: snapshot file truncated or corrupt";
+    case NUB_E_SNAPSHOT_FOREIGN: return "NUB_E_SNAPSHOT_FOREIGN: snapshot file from another version or CPU";
     default: return "NUB_E_UNKNOWN: unknown status code";
     }
 }

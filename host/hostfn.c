@@ -13,8 +13,10 @@ const struct nub_host_fn_entry *nub_host_fn_find(const struct nub_host_fns *t, u
 static nub_status add_claimed(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn, void *ctx)
 {
     struct nub_host_fns *t = &sb->host_fns;
-    if (nub_state_phase(sb) != NUB_SB_UNINIT)
-        return nub_err_set(&sb->last, NUB_E_STATE, "host functions can only be registered before evolve");
+    if (nub_state_phase(sb) != NUB_SB_UNINIT && sb->guest_ran)
+        return nub_err_set(&sb->last, NUB_E_STATE,
+                           "host functions can only be registered before evolve or, on a sandbox "
+                           "from an evolved snapshot, before its first call");
     if (nub_host_fn_find(t, fn_id) != NULL)
         return nub_err_set(&sb->last, NUB_E_EXISTS, "host function %u is already registered", fn_id);
     if (t->n == NUB_MAX_HOST_FNS)

@@ -167,6 +167,8 @@ void nub_state_poison(nub_sandbox *sb);
 void nub_state_evolved(nub_sandbox *sb);
 /* Back to READY (poisoning cleared) once the claimer restored guest memory and registers. */
 void nub_state_restore(nub_sandbox *sb);
+/* The same, to UNINIT when !evolved (a sandbox restored to a pre-init snapshot). */
+void nub_state_restore_to(nub_sandbox *sb, bool evolved);
 
 enum nub_sb_state nub_state_phase(const nub_sandbox *sb);
 /* Generation of the current claim (the claimer's own). */
@@ -186,7 +188,59 @@ nub_status nub_state_interrupt(nub_state *st, uint64_t gen, enum nub_cancel why)
 nub_status nub_state_reject(nub_sandbox *sb, nub_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- Snapshots (snapshot.c, snapfile.c) -------------------------------- */
+
+/* Region flags in the content hash and the file's region table. */
+#define NUB_SNAP_REGION_FLAGS (NUB_MEM_READ | NUB_MEM_WRITE | NUB_MEM_EXEC)
+#define NUB_SCRATCH_REGION_FLAGS (NUB_MEM_READ | NUB_MEM_WRITE)
+
+struct nub_snapshot {
+    atomic_uint refs;
+    int fd;                   /* sealed memfd, or the loaded snapshot file */
+    uint64_t mem_off;         /* file offset of the memory image (page-aligned) */
+    const uint8_t *mem;       /* read-only view: snapshot region, then scratch region */
+    struct nub_config cfg;    /* normalised; sizes fix the layout */
+    struct nub_layout lay;
+    uint64_t cr3;             /* page-table root GPA */
+    uint64_t entry_gva;
+    size_t nsegs;             /* the image's segments, for checking dispatch_gva */
+    struct nub_elf_segment segs[NUB_ELF_MAX_SEGMENTS];
+    bool evolved;             /* ready for calls: cpu, dispatch_gva, counter, log level valid */
+    uint64_t dispatch_gva;
+    struct nub_hv_cpu cpu;
+    uint64_t counter;
+    uint32_t max_log_level;
+    pthread_mutex_t hash_lock;
+    bool hashed;
+    uint8_t hash[32];
+};
+
+/* Total bytes of the memory image. */
+static inline uint64_t nub_snap_mem_size(const struct nub_snapshot *s)
+{
+    return s->lay.snapshot_size + s->lay.scratch_size;
+}
+
+/* A new snapshot with one reference, owning `fd` (closed on failure) whose
+ * image starts at mem_off; maps the read-only view. Metadata is the caller's. */
+nub_status nub_snapshot_wrap(int fd, uint64_t mem_off, const struct nub_layout *lay,
+                             struct nub_snapshot **out, struct nub_error *err);
+
+/* Compute the content hash of `mem` (the image) for layout `lay`. */
+void nub_snapshot_compute_hash(const uint8_t *mem, const struct nub_layout *lay, uint8_t out[32]);
+
+/* dispatch_gva / entry must point into one of the image's executable segments. */
+int nub_in_exec_segment(const struct nub_elf_segment *segs, size_t nsegs, uint64_t gva);
+
+/* Read a whole regular file of at most `max` bytes into a malloc'd buffer. */
+nub_status nub_read_file(const char *path, uint8_t **data, size_t *len, uint64_t max,
+                         struct nub_error *err);
+
 /* ---- Host functions (hostfn.c) ----------------------------------------- */
+
+struct nub_sandbox;
+/* Release the VM, both mappings, the snapshot reference and the struct (snapshot.c). */
+void nub_sandbox_free(struct nub_sandbox *sb);
 
 #define NUB_MAX_HOST_FNS 64
 
@@ -259,6 +313,10 @@ struct nub_sandbox {
     const struct nub_hv_ops *ops;
     struct nub_hv *hv;
     nub_state *st;            /* phase, claim, generation, interrupts (state.c) */
+    struct nub_snapshot *base; /* the snapshot both regions are mapped from (a reference) */
+    struct nub_hv_cpu cpu0;   /* the backend's initial vCPU state, for restoring pre-init snapshots */
+    bool guest_ran;           /* the guest ran since creation (registration closes) */
+    bool log_level_fixed;     /* created with overrides: restore keeps cfg.max_guest_log_level */
     uint8_t *snapshot;        /* host mapping of the snapshot region */
     uint8_t *scratch;         /* host mapping of the scratch region */
     uint64_t entry_gva;

@@ -71,7 +71,7 @@ static const char *phase_error(enum nub_sb_state phase, enum nub_claim want, nub
     *code = NUB_E_STATE;
     if (phase == NUB_SB_POISONED && want != NUB_CLAIM_ANY) {
         *code = NUB_E_POISONED;
-        return "sandbox is poisoned by an earlier failure: destroy it";
+        return "sandbox is poisoned by an earlier failure: restore or destroy it";
     }
     if (want == NUB_CLAIM_READY && phase != NUB_SB_READY)
         return "sandbox is not evolved yet";
@@ -137,6 +137,11 @@ void nub_state_evolved(nub_sandbox *sb)
 void nub_state_restore(nub_sandbox *sb)
 {
     set_phase(sb, NUB_SB_READY);
+}
+
+void nub_state_restore_to(nub_sandbox *sb, bool evolved)
+{
+    set_phase(sb, evolved ? NUB_SB_READY : NUB_SB_UNINIT);
 }
 
 enum nub_sb_state nub_state_phase(const nub_sandbox *sb)

@@ -1,4 +1,4 @@
-/* The nub command-line tool: run a guest function, report which backends work here, hash and publish caps. */
+/* The nub command-line tool: run a guest function, report which backends work here, hash and publish caps, build and inspect snapshot files. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include "nub/abi.h"
 #include "nub/cap.h"
 #include "nub/nub.h"
+#include "nub/snapfile.h"
 
 struct run_opts {
     const char *guest;
@@ -15,6 +16,8 @@ struct run_opts {
     const char *in_file;
     const char *in_text;
     const char *backend;
+    const char *snapshot; /* --snapshot FILE instead of GUEST.elf */
+    int snapshot_ready;   /* that file holds an evolved snapshot */
     long fn_id;
     int verbose;
 };
@@ -24,13 +27,21 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
             "               [--backend auto|kvm|emu] [--verbose]\n"
-            "       nub info\n"
+            "       nub run --snapshot FILE --call FN_ID [input as above] [--backend ...]\n"
+            "       nub snapshot GUEST.elf -o FILE [--evolve] [--call FN_ID [input as above]]...\n"
+            "                    [--backend auto|kvm|emu]\n"
+            "       nub info [SNAPSHOT_FILE]\n"
             "       nub caps hash FILE...\n"
             "       nub caps put [--kernel NUBK.elf] [--backend auto|kvm|emu] FILE...\n"
             "\n"
             "run   create a sandbox from GUEST.elf, evolve it, call FN_ID with the input\n"
             "      and print the result: as text when it is printable, else as hex.\n"
-            "info  print which backends are usable here, and why not.\n"
+            "      With --snapshot, start from a snapshot file (evolving it if it is pre-init).\n"
+            "snapshot  build GUEST.elf's image and save it to FILE; --evolve runs init first\n"
+            "      and saves the evolved sandbox, each --call (implies --evolve) runs a set-up\n"
+            "      call before the capture. Prints the snapshot's hash.\n"
+            "info  print which backends are usable here, and why not; with a snapshot file,\n"
+            "      verify it and print its hash, sizes, regions and versions.\n"
             "caps hash  print the cap hash of each FILE taken as a DATA cap, computed on\n"
             "      the host, as 'HASH  FILE' lines.\n"
             "caps put   create a nubk sandbox sized for the FILEs, publish each as a DATA\n"
@@ -173,7 +184,19 @@ static int fail(const char *what, nub_status rc, const struct nub_error *e)
     return 1;
 }
 
-static int do_run(const struct run_opts *o)
+/* A sandbox from a snapshot file (backend and log level from cfg). */
+static nub_status sandbox_from_file(const char *path, const struct nub_config *cfg, nub_sandbox **sb,
+                                    struct nub_error *err)
+{
+    nub_snapshot *snap = NULL;
+    nub_status rc = nub_snapshot_load(path, &snap, err);
+    if (rc == NUB_OK)
+        rc = nub_sandbox_new_from_snapshot(snap, cfg, sb, err);
+    nub_snapshot_release(snap);
+    return rc;
+}
+
+static int do_run(struct run_opts *o)
 {
     struct nub_config cfg;
     struct nub_error err;
@@ -190,7 +213,8 @@ static int do_run(const struct run_opts *o)
     }
     if (load_input(o, &in, &in_len) != 0)
         return 2;
-    nub_status rc = nub_sandbox_new_from_file(o->guest, NULL, &cfg, &sb, &err);
+    nub_status rc = o->snapshot ? sandbox_from_file(o->snapshot, &cfg, &sb, &err)
+                                : nub_sandbox_new_from_file(o->guest, NULL, &cfg, &sb, &err);
     if (rc != NUB_OK) {
         status = fail("creating the sandbox", rc, &err);
         goto out;
@@ -199,7 +223,12 @@ static int do_run(const struct run_opts *o)
     if (o->verbose)
         fprintf(stderr, "nub: sandbox %llx on the %s backend\n",
                 (unsigned long long)nub_sandbox_id(sb), nub_backend_name(nub_sandbox_backend(sb)));
-    if ((rc = nub_sandbox_evolve(sb)) != NUB_OK) {
+    if (o->snapshot) {
+        nub_snapshot *snap = NULL;
+        o->snapshot_ready = nub_snapshot_load(o->snapshot, &snap, NULL) == NUB_OK && nub_snapshot_is_evolved(snap);
+        nub_snapshot_release(snap);
+    }
+    if (!o->snapshot_ready && (rc = nub_sandbox_evolve(sb)) != NUB_OK) {
         status = fail("guest init", rc, nub_sandbox_last_error(sb));
         goto out;
     }
@@ -237,6 +266,8 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
             o->in_text = v;
         } else if (strcmp(a, "--backend") == 0 && v) {
             o->backend = v;
+        } else if (strcmp(a, "--snapshot") == 0 && v) {
+            o->snapshot = v;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = 1;
             takes = 0;
@@ -249,7 +280,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
         i += takes;
     }
     int inputs = !!o->in_hex + !!o->in_file + !!o->in_text;
-    return o->guest && o->fn_id >= 0 && inputs <= 1 ? 0 : -1;
+    return !o->guest != !o->snapshot && o->fn_id >= 0 && inputs <= 1 ? 0 : -1;
 }
 
 static int do_info(void)
@@ -423,8 +454,146 @@ static int do_caps(int argc, char **argv)
     return status;
 }
 
+/* ---- snapshots ------------------------------------------------------------- */
+
+static void print_hex(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%02x", b[i]);
+}
+
+/* Run the set-up calls of `nub snapshot` (argv from `first`): --call FN [--in ...] each. */
+static int setup_calls(nub_sandbox *sb, int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--call") != 0)
+            continue;
+        struct run_opts o;
+        memset(&o, 0, sizeof o);
+        char *end;
+        long fn = i + 1 < argc ? strtol(argv[i + 1], &end, 0) : -1;
+        if (fn < 0 || fn > (long)UINT32_MAX || *end)
+            return 2;
+        for (int j = i + 2; j + 1 < argc && strcmp(argv[j], "--call") != 0; j += 2) {
+            if (strcmp(argv[j], "--in") == 0) o.in_hex = argv[j + 1];
+            else if (strcmp(argv[j], "--in-text") == 0) o.in_text = argv[j + 1];
+            else if (strcmp(argv[j], "--in-file") == 0) o.in_file = argv[j + 1];
+            else break;
+        }
+        unsigned char *in = NULL, *out = NULL;
+        size_t in_len = 0, out_len = 0;
+        if (load_input(&o, &in, &in_len) != 0)
+            return 2;
+        nub_status rc = nub_call(sb, (uint32_t)fn, in, in_len, &out, &out_len);
+        free(in);
+        nub_free(out);
+        if (rc != NUB_OK)
+            return fail("a set-up call", rc, nub_sandbox_last_error(sb));
+    }
+    return 0;
+}
+
+/* Evolve a sandbox from `pre`, run the set-up calls, capture it into *out. */
+static int evolve_and_capture(nub_snapshot *pre, const struct nub_config *cfg, int argc, char **argv,
+                              nub_snapshot **out)
+{
+    struct nub_error err;
+    nub_sandbox *sb = NULL;
+    nub_status rc = nub_sandbox_new_from_snapshot(pre, cfg, &sb, &err);
+    if (rc != NUB_OK)
+        return fail("creating the sandbox", rc, &err);
+    nub_sandbox_set_log(sb, log_to_stderr, NULL);
+    int status = 0;
+    if ((rc = nub_sandbox_evolve(sb)) != NUB_OK)
+        status = fail("guest init", rc, nub_sandbox_last_error(sb));
+    if (status == 0)
+        status = setup_calls(sb, argc, argv);
+    if (status == 0 && (rc = nub_sandbox_snapshot(sb, out)) != NUB_OK)
+        status = fail("capturing the sandbox", rc, nub_sandbox_last_error(sb));
+    nub_sandbox_destroy(sb);
+    return status;
+}
+
+static int do_snapshot(int argc, char **argv)
+{
+    const char *guest = NULL, *path = NULL, *backend = NULL;
+    int evolve = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) path = argv[++i];
+        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) backend = argv[++i];
+        else if (strcmp(argv[i], "--evolve") == 0) evolve = 1;
+        else if (strcmp(argv[i], "--call") == 0 && i + 1 < argc) evolve = 1, i++;
+        else if ((strcmp(argv[i], "--in") == 0 || strcmp(argv[i], "--in-text") == 0 ||
+                  strcmp(argv[i], "--in-file") == 0) && i + 1 < argc) i++;
+        else if (argv[i][0] != '-' && guest == NULL) guest = argv[i];
+        else guest = NULL, i = argc;
+    }
+    struct nub_config cfg;
+    nub_config_default(&cfg);
+    if (guest == NULL || path == NULL || (backend && parse_backend(backend, &cfg.backend) != 0)) {
+        usage(stderr);
+        return 2;
+    }
+    struct nub_error err;
+    nub_snapshot *pre = NULL, *snap = NULL;
+    nub_status rc = nub_snapshot_from_file(guest, NULL, &cfg, &pre, &err);
+    if (rc != NUB_OK)
+        return fail("building the snapshot", rc, &err);
+    int status = evolve ? evolve_and_capture(pre, &cfg, argc, argv, &snap) : 0;
+    if (!evolve)
+        snap = nub_snapshot_retain(pre);
+    if (status == 0 && (rc = nub_snapshot_save(snap, path, &err)) != NUB_OK)
+        status = fail("saving the snapshot", rc, &err);
+    uint8_t hash[32];
+    if (status == 0 && nub_snapshot_hash(snap, hash) == NUB_OK) {
+        print_hex(hash, sizeof hash);
+        printf("  %s\n", path);
+    }
+    nub_snapshot_release(snap);
+    nub_snapshot_release(pre);
+    return status;
+}
+
+/* `nub info FILE`: verify a snapshot file and describe it. */
+static int do_info_file(const char *path)
+{
+    struct nub_error err;
+    nub_snapshot *snap = NULL;
+    nub_status rc = nub_snapshot_load(path, &snap, &err);
+    if (rc != NUB_OK)
+        return fail("loading the snapshot", rc, &err);
+    struct nub_snapfile_header h;
+    FILE *f = fopen(path, "rb");
+    int ok = f != NULL && fread(&h, sizeof h, 1, f) == 1;
+    if (f)
+        fclose(f);
+    uint8_t hash[32];
+    nub_snapshot_hash(snap, hash);
+    nub_snapshot_release(snap);
+    if (!ok)
+        return fail("reading the snapshot header", NUB_E_IO, NULL);
+    printf("hash:     ");
+    print_hex(hash, sizeof hash);
+    printf("\nkind:     %s\n", (h.flags & NUB_SNAPFILE_F_EVOLVED) ? "evolved (ready for calls)" : "pre-init");
+    printf("format:   %u, ABI version %u, CPU %.12s\n", h.format_version, h.abi_version, h.cpu_vendor);
+    printf("memory:   %llu bytes (image %llu, init data %llu)\n", (unsigned long long)h.mem_size,
+           (unsigned long long)h.image_size, (unsigned long long)h.init_size);
+    printf("config:   heap %llu, stack %llu, input %llu, output %llu, scratch %llu\n",
+           (unsigned long long)h.heap_size, (unsigned long long)h.stack_size, (unsigned long long)h.input_size,
+           (unsigned long long)h.output_size, (unsigned long long)h.scratch_size);
+    for (uint32_t i = 0; i < 2; i++)
+        printf("region %u: gpa 0x%llx, %llu bytes, flags %c%c%c\n", i, (unsigned long long)h.regions[i].gpa,
+               (unsigned long long)h.regions[i].len, h.regions[i].flags & NUB_MEM_READ ? 'r' : '-',
+               h.regions[i].flags & NUB_MEM_WRITE ? 'w' : '-', h.regions[i].flags & NUB_MEM_EXEC ? 'x' : '-');
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "info") == 0)
+        return do_info_file(argv[2]);
+    if (argc >= 2 && strcmp(argv[1], "snapshot") == 0)
+        return do_snapshot(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "info") == 0)
         return do_info();
     if (argc >= 2 && strcmp(argv[1], "caps") == 0)

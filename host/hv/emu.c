@@ -618,6 +618,55 @@ static nub_status emu_get_regs(struct nub_hv *hv, struct nub_hv_regs *regs)
     return NUB_OK;
 }
 
+/* The snapshot state (hv.h nub_hv_cpu). Unicorn keeps segment flags as the
+ * descriptor's high word, which is the VMX access-rights layout shifted by 8. */
+static nub_status emu_get_cpu(struct nub_hv *hv, struct nub_hv_cpu *cpu)
+{
+    uc_x86_mmr gdt = {0}, idt = {0}, tr = {0};
+    uint32_t mxcsr = 0;
+    uint16_t fcw = 0;
+    memset(cpu, 0, sizeof *cpu);
+    if (emu_get_regs(hv, &cpu->regs) != NUB_OK)
+        return NUB_E_BACKEND;
+    if (uc_reg_read(hv->uc, UC_X86_REG_GDTR, &gdt) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_IDTR, &idt) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_TR, &tr) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_FS_BASE, &cpu->fs_base) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_GS_BASE, &cpu->gs_base) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_MXCSR, &mxcsr) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_FPCW, &fcw) != UC_ERR_OK)
+        return NUB_E_BACKEND;
+    cpu->gdt_base = gdt.base;
+    cpu->gdt_limit = gdt.limit;
+    cpu->idt_base = idt.base;
+    cpu->idt_limit = idt.limit;
+    cpu->tr = (struct nub_hv_seg){tr.base, tr.limit, tr.selector, (uint16_t)(tr.flags >> 8)};
+    cpu->mxcsr = mxcsr;
+    cpu->fcw = fcw;
+    return NUB_OK;
+}
+
+static nub_status emu_set_cpu(struct nub_hv *hv, const struct nub_hv_cpu *cpu)
+{
+    uc_x86_mmr gdt = {.base = cpu->gdt_base, .limit = cpu->gdt_limit};
+    uc_x86_mmr idt = {.base = cpu->idt_base, .limit = cpu->idt_limit};
+    uc_x86_mmr tr = {.selector = cpu->tr.selector, .base = cpu->tr.base, .limit = cpu->tr.limit,
+                     .flags = (uint32_t)cpu->tr.attr << 8};
+    uint32_t mxcsr = cpu->mxcsr;
+    uint16_t fcw = cpu->fcw;
+    uint64_t fs = cpu->fs_base, gs = cpu->gs_base;
+    if (emu_set_regs(hv, &cpu->regs) != NUB_OK ||
+        uc_reg_write(hv->uc, UC_X86_REG_GDTR, &gdt) != UC_ERR_OK ||
+        uc_reg_write(hv->uc, UC_X86_REG_IDTR, &idt) != UC_ERR_OK ||
+        uc_reg_write(hv->uc, UC_X86_REG_TR, &tr) != UC_ERR_OK ||
+        uc_reg_write(hv->uc, UC_X86_REG_FS_BASE, &fs) != UC_ERR_OK ||
+        uc_reg_write(hv->uc, UC_X86_REG_GS_BASE, &gs) != UC_ERR_OK ||
+        uc_reg_write(hv->uc, UC_X86_REG_MXCSR, &mxcsr) != UC_ERR_OK ||
+        uc_reg_write(hv->uc, UC_X86_REG_FPCW, &fcw) != UC_ERR_OK)
+        return NUB_E_BACKEND;
+    return NUB_OK;
+}
+
 /* ---- create: memory ------------------------------------------------------ */
 
 struct emu_mem {
@@ -953,6 +1002,8 @@ static const struct nub_hv_ops emu_ops = {
     .destroy = emu_destroy,
     .set_regs = emu_set_regs,
     .get_regs = emu_get_regs,
+    .get_cpu = emu_get_cpu,
+    .set_cpu = emu_set_cpu,
     .run = emu_run_checked,
     .interrupt = emu_interrupt,
     .clear_interrupt = emu_clear_interrupt,

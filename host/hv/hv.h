@@ -47,6 +47,34 @@ struct nub_hv_regs {
     uint64_t rip, rflags;
 };
 
+/* A segment register in portable form; attr uses the VMX access-rights
+ * layout (type 0-3, S 4, DPL 5-6, P 7, AVL 12, L 13, D/B 14, G 15). */
+struct nub_hv_seg {
+    uint64_t base;
+    uint32_t limit;
+    uint16_t selector;
+    uint16_t attr;
+};
+
+/*
+ * The vCPU state a snapshot carries (nub_sandbox_snapshot), the same on
+ * every backend so a snapshot taken on one runs on another: registers,
+ * the descriptor tables and task register the guest loaded at init, FS/GS
+ * bases and the x87/SSE control words. CR0/CR3/CR4/EFER and the code and
+ * data selectors are nub's fixed long-mode setup (see nub_hv_config) and
+ * are not part of it.
+ */
+struct nub_hv_cpu {
+    struct nub_hv_regs regs;
+    uint64_t gdt_base, idt_base;
+    uint32_t gdt_limit, idt_limit;
+    struct nub_hv_seg tr;
+    uint64_t fs_base, gs_base;
+    uint32_t mxcsr;
+    uint16_t fcw;
+    uint16_t reserved;
+};
+
 /* One guest-physical region backed by host memory the caller owns. */
 struct nub_hv_region {
     uint64_t gpa;
@@ -84,6 +112,10 @@ struct nub_hv_ops {
     void (*destroy)(struct nub_hv *hv);
     nub_status (*set_regs)(struct nub_hv *hv, const struct nub_hv_regs *regs);
     nub_status (*get_regs)(struct nub_hv *hv, struct nub_hv_regs *regs);
+    /* Read / load the whole nub_hv_cpu state (snapshots and restore).
+     * NUB_E_BACKEND when the backend refuses it. */
+    nub_status (*get_cpu)(struct nub_hv *hv, struct nub_hv_cpu *cpu);
+    nub_status (*set_cpu)(struct nub_hv *hv, const struct nub_hv_cpu *cpu);
     /*
      * Run until the next exit. After an IO_OUT exit, run() again resumes at
      * the instruction after the OUT. Returns NUB_OK with *exit filled, or

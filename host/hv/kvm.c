@@ -373,6 +373,70 @@ static nub_status kvm_get_regs(struct nub_hv *hv, struct nub_hv_regs *r)
     return NUB_OK;
 }
 
+static uint16_t seg_attr(const struct kvm_segment *k)
+{
+    return (uint16_t)(k->type | k->s << 4 | k->dpl << 5 | k->present << 7 | k->avl << 12 |
+                      k->l << 13 | k->db << 14 | k->g << 15);
+}
+
+static void seg_from_attr(struct kvm_segment *k, const struct nub_hv_seg *s)
+{
+    k->base = s->base;
+    k->limit = s->limit;
+    k->selector = s->selector;
+    k->type = s->attr & 0xf;
+    k->s = (s->attr >> 4) & 1;
+    k->dpl = (s->attr >> 5) & 3;
+    k->present = (s->attr >> 7) & 1;
+    k->avl = (s->attr >> 12) & 1;
+    k->l = (s->attr >> 13) & 1;
+    k->db = (s->attr >> 14) & 1;
+    k->g = (s->attr >> 15) & 1;
+    k->unusable = !k->present;
+}
+
+/* The snapshot state (hv.h nub_hv_cpu) from KVM_GET_SREGS and KVM_GET_FPU. */
+static nub_status kvm_get_cpu(struct nub_hv *hv, struct nub_hv_cpu *cpu)
+{
+    struct kvm_sregs s;
+    struct kvm_fpu f;
+    memset(cpu, 0, sizeof *cpu);
+    if (kvm_get_regs(hv, &cpu->regs) != NUB_OK || ioctl(hv->vcpu_fd, KVM_GET_SREGS, &s) != 0 ||
+        ioctl(hv->vcpu_fd, KVM_GET_FPU, &f) != 0)
+        return NUB_E_BACKEND;
+    cpu->gdt_base = s.gdt.base;
+    cpu->gdt_limit = s.gdt.limit;
+    cpu->idt_base = s.idt.base;
+    cpu->idt_limit = s.idt.limit;
+    cpu->tr = (struct nub_hv_seg){s.tr.base, s.tr.limit, s.tr.selector, seg_attr(&s.tr)};
+    cpu->fs_base = s.fs.base;
+    cpu->gs_base = s.gs.base;
+    cpu->mxcsr = f.mxcsr;
+    cpu->fcw = f.fcw;
+    return NUB_OK;
+}
+
+/* Load it over nub's long-mode setup from create (hv->sregs0). */
+static nub_status kvm_set_cpu(struct nub_hv *hv, const struct nub_hv_cpu *cpu)
+{
+    struct kvm_sregs s = hv->sregs0;
+    struct kvm_fpu f;
+    memset(&f, 0, sizeof f);
+    s.gdt.base = cpu->gdt_base;
+    s.gdt.limit = (uint16_t)cpu->gdt_limit;
+    s.idt.base = cpu->idt_base;
+    s.idt.limit = (uint16_t)cpu->idt_limit;
+    seg_from_attr(&s.tr, &cpu->tr);
+    s.fs.base = cpu->fs_base;
+    s.gs.base = cpu->gs_base;
+    f.fcw = cpu->fcw;
+    f.mxcsr = cpu->mxcsr;
+    if (kvm_set_regs(hv, &cpu->regs) != NUB_OK || ioctl(hv->vcpu_fd, KVM_SET_SREGS, &s) != 0 ||
+        ioctl(hv->vcpu_fd, KVM_SET_FPU, &f) != 0)
+        return NUB_E_BACKEND;
+    return NUB_OK;
+}
+
 /* exit->rip from the registers (0 when they cannot be read). */
 static void exit_rip(struct nub_hv *hv, struct nub_hv_exit *x)
 {
@@ -643,6 +707,8 @@ static const struct nub_hv_ops kvm_ops = {
     .destroy = kvm_destroy,
     .set_regs = kvm_set_regs,
     .get_regs = kvm_get_regs,
+    .get_cpu = kvm_get_cpu,
+    .set_cpu = kvm_set_cpu,
     .run = kvm_run,
     .interrupt = kvm_interrupt,
     .clear_interrupt = kvm_clear_interrupt,

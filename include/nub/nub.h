@@ -22,6 +22,15 @@ extern "C" {
  *   5. nub_call() / nub_call_into() any number of times, one at a time.
  *   6. nub_sandbox_destroy().
  *
+ * With snapshots (see "Snapshots" below), build the guest image once and
+ * start any number of sandboxes from it:
+ *   nub_snapshot_from_file() -> nub_sandbox_new_from_snapshot() (uninitialised,
+ *   evolve as above) -> nub_sandbox_snapshot() of the evolved sandbox ->
+ *   nub_sandbox_new_from_snapshot() of that (ready for calls at once) ->
+ *   call, nub_sandbox_restore() back to the snapshot, call, ... ; or a
+ *   nub_pool of ready sandboxes. nub_sandbox_new_from_file/buffer are
+ *   nub_snapshot_from_file/buffer + nub_sandbox_new_from_snapshot.
+ *
  * Every function returns a nub_status: NUB_OK (0) or a negative NUB_E_*
  * code. Failures on a sandbox also leave a detail record readable with
  * nub_sandbox_last_error(). The library never exits, aborts or prints on
@@ -59,6 +68,8 @@ typedef int nub_status;
 #define NUB_E_CAP_REJECTED     (-20) /* the guest refused a cap */
 #define NUB_E_CAP_MISMATCH     (-21) /* the guest's cap hash differs from the claimed one */
 #define NUB_E_NOT_FOUND        (-22) /* no such cap, or the guest published no cache directory */
+#define NUB_E_SNAPSHOT_CORRUPT (-30) /* a snapshot file is truncated or corrupt (the message names the check) */
+#define NUB_E_SNAPSHOT_FOREIGN (-31) /* a snapshot file from another format/ABI version or CPU */
 
 /* Static name and description of a status code ("NUB_E_ELF: invalid guest ELF"). */
 const char *nub_strerror(nub_status code);
@@ -418,6 +429,159 @@ nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
  * NUB_CAP_E_* reason).
  */
 nub_status nub_cap_hash_bytes(const void *cap, size_t len, uint8_t out[NUB_CAP_HASH_LEN]);
+
+/* ---- Snapshots ---------------------------------------------------------
+ *
+ * A nub_snapshot is an immutable guest image (both memory regions in a
+ * sealed memfd, or in a loaded snapshot file) plus what a sandbox needs to
+ * start from it: the layout, the page-table root, the entry point, and for
+ * an evolved snapshot the vCPU state, the dispatch entry, the guest
+ * counter's host value and the max guest log level. Sandboxes map the
+ * image copy-on-write (MAP_PRIVATE): creating one copies no guest memory,
+ * and a sandbox's own memory cost is the pages its guest writes.
+ * Snapshots are reference-counted and thread-safe (any number of threads
+ * may create sandboxes from one snapshot at once). A sandbox holds a
+ * reference to the snapshot its memory is mapped from, so the caller may
+ * release its own reference at any time. docs/snapshots.md has the details.
+ */
+
+typedef struct nub_snapshot nub_snapshot;
+
+/*
+ * Build the pre-init image of a guest ELF once: load, PEB, init data (copied),
+ * page tables. Sandboxes from it are uninitialised (evolve them). cfg: NULL
+ * for defaults; its sizes fix the layout of every sandbox made from it.
+ * Errors as nub_sandbox_new_from_file() (no hypervisor is touched).
+ */
+nub_status nub_snapshot_from_file(const char *path, const struct nub_init_data *init,
+                                  const struct nub_config *cfg, nub_snapshot **out,
+                                  struct nub_error *err);
+
+/* Same, from an ELF in memory (not kept after the call). */
+nub_status nub_snapshot_from_buffer(const void *elf, size_t len, const struct nub_init_data *init,
+                                    const struct nub_config *cfg, nub_snapshot **out,
+                                    struct nub_error *err);
+
+/*
+ * Capture a sandbox: both memory regions as they are now, and, when it is
+ * evolved, its vCPU state, dispatch entry, guest counter value (as the
+ * host holds it) and max guest log level; sandboxes made from an evolved
+ * snapshot are ready for calls without running init. Copies the guest's
+ * memory once. Errors: NUB_E_BUSY (a call runs), NUB_E_POISONED,
+ * NUB_E_NOMEM, NUB_E_BACKEND.
+ */
+nub_status nub_sandbox_snapshot(nub_sandbox *sb, nub_snapshot **out);
+
+/* Take / drop a reference. The last release frees the snapshot (its memory
+ * stays alive as long as a sandbox maps it). NULL is ignored. */
+nub_snapshot *nub_snapshot_retain(nub_snapshot *snap);
+void nub_snapshot_release(nub_snapshot *snap);
+
+/*
+ * The content hash (computed on first request, then kept; thread-safe):
+ * BLAKE3 over the memory image (snapshot region, then scratch region),
+ * then for each of the two regions its GPA (u64), length (u64) and flags
+ * (u32, NUB_MEM_* bits) as little-endian integers. docs/snapshots.md
+ * shows how to recompute it from a snapshot file with b3sum.
+ */
+nub_status nub_snapshot_hash(nub_snapshot *snap, uint8_t out[32]);
+
+/* 1 when both snapshots have the same content hash, else 0 (also for NULL). */
+int nub_snapshot_equal(nub_snapshot *a, nub_snapshot *b);
+
+/* 1 when sandboxes from `snap` are ready for calls (an evolved snapshot). */
+int nub_snapshot_is_evolved(const nub_snapshot *snap);
+
+/* Bytes of the memory image (both regions). */
+uint64_t nub_snapshot_memory_size(const nub_snapshot *snap);
+
+/*
+ * Create a sandbox from a snapshot, with no ELF parsing and no copy of
+ * guest memory. cfg_overrides: NULL to use the snapshot's configuration;
+ * otherwise its backend, call_timeout_ms and max_guest_log_level are used
+ * and its size fields are not looked at (the layout is the snapshot's).
+ * From a pre-init snapshot the sandbox is uninitialised; from an evolved
+ * one it is ready, and host functions may still be registered until its
+ * first call. Errors: NUB_E_INVALID, NUB_E_NOMEM, NUB_E_NO_HYPERVISOR,
+ * NUB_E_BACKEND.
+ */
+nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_config *cfg_overrides,
+                                         nub_sandbox **out, struct nub_error *err);
+
+/*
+ * Return `sb` to the state of `snap`: memory of both regions, vCPU state,
+ * I/O buffers and abort record, dispatch entry, guest counter value and
+ * max guest log level; poisoning is cleared and the last error reset.
+ * Kept: the host-function table, the log callback, the backend's VM and
+ * vCPU (reused, not recreated). When `snap` is the snapshot the sandbox's
+ * memory is mapped from, the private copies of the pages written since are
+ * dropped (madvise MADV_DONTNEED), so the cost follows the pages the guest
+ * touched, not the size of guest memory; another snapshot of the same
+ * layout is mapped over the old one. Errors: NUB_E_BUSY (a call is
+ * running), NUB_E_STATE (a snapshot of another layout), NUB_E_NOMEM,
+ * NUB_E_BACKEND (the sandbox is then poisoned).
+ */
+nub_status nub_sandbox_restore(nub_sandbox *sb, nub_snapshot *snap);
+
+/*
+ * Snapshot files (format in docs/snapshots.md): a header with magic,
+ * format version, ABI version, CPU vendor and required CPUID features,
+ * the layout and vCPU state, a region table, the content hash and a
+ * header check, then the page-aligned memory image.
+ * nub_snapshot_save writes a new file (replacing `path` atomically).
+ * nub_snapshot_load maps the file without copying it and verifies it all
+ * (sizes, header check, versions, CPU, region table against a recomputed
+ * layout, content hash over the memory, entry points): a failure is
+ * NUB_E_SNAPSHOT_CORRUPT or NUB_E_SNAPSHOT_FOREIGN with a message naming
+ * the check, or NUB_E_IO. The file must not be modified while loaded.
+ */
+nub_status nub_snapshot_save(nub_snapshot *snap, const char *path, struct nub_error *err);
+nub_status nub_snapshot_load(const char *path, nub_snapshot **out, struct nub_error *err);
+
+/* ---- Pool ----------------------------------------------------------------
+ *
+ * Ready sandboxes from one evolved snapshot for request-per-sandbox
+ * services: acquire, call, release (which restores it to the snapshot).
+ * Thread-safe. A filler thread of the pool creates sandboxes ahead until
+ * `size` are ready. Empty: nub_pool_acquire creates one on the caller's
+ * thread. Full: a released sandbox beyond `size` ready ones is destroyed.
+ * A sandbox whose restore fails is destroyed. nub_pool_destroy destroys
+ * the ready sandboxes; sandboxes still out stay valid and belong to the
+ * caller from then on (nub_pool_release of them after destroy is not
+ * allowed: destroy them with nub_sandbox_destroy).
+ */
+
+typedef struct nub_pool nub_pool;
+
+/* Called once on every new sandbox of a pool (before it is handed out):
+ * register host functions, set the log callback. Non-zero: the sandbox is
+ * destroyed and the creation fails with NUB_E_INVALID. */
+typedef int (*nub_pool_setup_fn)(void *ctx, nub_sandbox *sb);
+
+/* A pool keeping up to `size` (>= 1) sandboxes from the evolved snapshot
+ * `snap` ready (the pool holds a reference). cfg_overrides as for
+ * nub_sandbox_new_from_snapshot; setup may be NULL. Errors: NUB_E_INVALID
+ * (size 0, a pre-init snapshot), NUB_E_NOMEM. */
+nub_status nub_pool_new(nub_snapshot *snap, size_t size, const struct nub_config *cfg_overrides,
+                        nub_pool_setup_fn setup, void *setup_ctx, nub_pool **out,
+                        struct nub_error *err);
+
+/* Hand out a ready sandbox: at once when one is ready, else created now. */
+nub_status nub_pool_acquire(nub_pool *pool, nub_sandbox **out, struct nub_error *err);
+
+/* Give a sandbox from nub_pool_acquire back: restored and kept ready, or
+ * destroyed when the pool is full or the restore fails. NULL is ignored. */
+void nub_pool_release(nub_pool *pool, nub_sandbox *sb);
+
+/* Sandboxes ready in the pool now. */
+size_t nub_pool_ready(nub_pool *pool);
+
+/* Block until `size` sandboxes are ready (a warm pool). NUB_E_BACKEND when
+ * the filler could not create one (nub_pool_acquire then reports why). */
+nub_status nub_pool_wait_full(nub_pool *pool);
+
+/* Stop the filler and destroy the ready sandboxes. NULL is ignored. */
+void nub_pool_destroy(nub_pool *pool);
 
 /* Calls made into the guest on `sb` by nub_call / nub_call_into and the
  * functions built on them (nub_put_cap, ...) that entered the guest: calls

@@ -24,6 +24,18 @@ static inline const char *guest_path(const char *name)
     return path;
 }
 
+/* Path of the nub CLI: $NUB_CLI, else build/nub next to the guest directory. */
+static inline const char *nub_cli_path(void)
+{
+    static __thread char path[600];
+    const char *cli = getenv("NUB_CLI"), *dir = getenv("NUB_GUEST_DIR");
+    if (cli != NULL)
+        snprintf(path, sizeof path, "%s", cli);
+    else
+        snprintf(path, sizeof path, "%s/../nub", dir ? dir : NUB_GUEST_DIR_DEFAULT);
+    return path;
+}
+
 /* Is `b` listed in NUB_TEST_BACKENDS (default "emu")? */
 static inline int backend_requested(enum nub_backend b)
 {

@@ -664,12 +664,8 @@ static int cli_hash(const char *nub, const char *mode, const char *backend, cons
 
 BACKEND_TEST(caps, cli_put_and_hash_agree)
 {
-    char nub[600], file[] = "/tmp/nub-caps-cli-XXXXXX", a[65], b[65];
-    const char *cli = getenv("NUB_CLI"), *dir = getenv("NUB_GUEST_DIR");
-    if (cli != NULL)
-        snprintf(nub, sizeof nub, "%s", cli);
-    else
-        snprintf(nub, sizeof nub, "%s/../nub", dir ? dir : NUB_GUEST_DIR_DEFAULT);
+    char file[] = "/tmp/nub-caps-cli-XXXXXX", a[65], b[65];
+    const char *nub = nub_cli_path();
     if (access(nub, X_OK) != 0)
         cr_assert_fail("no CLI at %s: build it with `make all` or set NUB_CLI", nub);
     int fd = mkstemp(file);
