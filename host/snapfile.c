@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checked.h"
 #include "internal.h"
 #include "nub/hash.h"
 #include "nub/snapfile.h"
@@ -283,10 +284,11 @@ static nub_status check_layout(const char *path, const struct nub_snapfile_heade
         return CORRUPT(err, path, "memory offset", "memory at %llu, %llu bytes: expected %u, %llu", 
                        (unsigned long long)h->mem_offset, (unsigned long long)h->mem_size,
                        NUB_SNAPFILE_MEM_OFFSET, (unsigned long long)(lay->snapshot_size + lay->scratch_size));
-    if (fsize != h->mem_offset + h->mem_size)
-        return CORRUPT(err, path, fsize < h->mem_offset + h->mem_size ? "truncated" : "trailing bytes",
+    uint64_t total = 0;
+    if (!nub_add_u64(h->mem_offset, h->mem_size, &total) || fsize != total)
+        return CORRUPT(err, path, fsize < total ? "truncated" : "trailing bytes",
                        "%s is %llu bytes, header and memory make %llu", path, (unsigned long long)fsize,
-                       (unsigned long long)(h->mem_offset + h->mem_size));
+                       (unsigned long long)total);
     return NUB_OK;
 }
 
@@ -298,9 +300,8 @@ static nub_status check_entries(const char *path, const struct nub_snapfile_head
         return CORRUPT(err, path, "segments", "%u segments", h->nsegs);
     for (uint32_t i = 0; i < h->nsegs; i++) {
         const struct nub_snapfile_segment *g = &h->segs[i];
-        uint64_t end;
         if (g->vaddr < NUB_KERNEL_BASE || (g->vaddr & (NUB_PAGE_SIZE - 1)) || (g->perms & ~7u) ||
-            __builtin_add_overflow(g->vaddr - NUB_KERNEL_BASE, g->memsz, &end) || end > lay->image_size)
+            !nub_range_inside(g->vaddr - NUB_KERNEL_BASE, g->memsz, lay->image_size))
             return CORRUPT(err, path, "segments", "segment %u lies outside the image", i);
         s->segs[i] = (struct nub_elf_segment){g->vaddr, g->memsz, g->file_off, g->copy_at, g->filesz, g->perms};
     }
