@@ -2,6 +2,7 @@
 #ifndef NUB_TEST_SNAPSHOT_HELPERS_H
 #define NUB_TEST_SNAPSHOT_HELPERS_H
 
+#include <pthread.h>
 #include <string.h>
 
 #include "harness.h"
@@ -90,6 +91,54 @@ static inline void write_pages(nub_sandbox *sb, uint64_t pages)
     nub_status rc = nub_call_into(sb, NUB_TG_FN_MALLOC_N, &n, sizeof n, &ok, 1, &len);
     cr_assert_eq(rc, NUB_OK, "malloc %llu: %s", (unsigned long long)n, nub_sandbox_last_error(sb)->message);
     cr_assert_eq(ok, 1, "the guest could not allocate %llu bytes", (unsigned long long)n);
+}
+
+static inline int host_twice(void *ctx, struct nub_host_call *call)
+{
+    (void)ctx;
+    for (size_t i = 0; i < call->payload_len; i++)
+        call->result[i] = (uint8_t)(call->payload[i] * 2);
+    call->result_len = call->payload_len;
+    return 0;
+}
+
+/* Host function 40 doubles 21. */
+static inline void expect_host_twice(nub_sandbox *sb)
+{
+    uint8_t in[5] = {40, 0, 0, 0, 21}, out[4];
+    size_t len = 0;
+    cr_assert_eq(nub_call_into(sb, NUB_TG_FN_HOST_CALL, in, sizeof in, out, sizeof out, &len), NUB_OK,
+                 "%s", nub_sandbox_last_error(sb)->message);
+    cr_assert_eq(len, 1);
+    cr_assert_eq(out[0], 42);
+}
+
+#define THREADS 4
+
+struct worker {
+    nub_snapshot *snap;
+    nub_pool *pool;
+    pthread_barrier_t *start;
+    int ok;
+};
+
+/* Run `fn` on THREADS threads released together by a barrier; each must set ok. */
+static inline void run_workers(void *(*fn)(void *), nub_snapshot *snap, nub_pool *pool)
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, THREADS);
+    pthread_t th[THREADS];
+    struct worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){nub_snapshot_retain(snap), pool, &start, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, fn, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert(w[i].ok, "worker %d", i);
+        nub_snapshot_release(w[i].snap);
+    }
+    pthread_barrier_destroy(&start);
 }
 
 #endif /* NUB_TEST_SNAPSHOT_HELPERS_H */

@@ -78,26 +78,6 @@ BACKEND_TEST(snapshot, evolved_snapshot_is_ready_without_init)
     nub_snapshot_release(pre);
 }
 
-static int host_twice(void *ctx, struct nub_host_call *call)
-{
-    (void)ctx;
-    for (size_t i = 0; i < call->payload_len; i++)
-        call->result[i] = (uint8_t)(call->payload[i] * 2);
-    call->result_len = call->payload_len;
-    return 0;
-}
-
-/* Host function 40 doubles 21. */
-static void expect_host_twice(nub_sandbox *sb)
-{
-    uint8_t in[5] = {40, 0, 0, 0, 21}, out[4];
-    size_t len = 0;
-    cr_assert_eq(nub_call_into(sb, NUB_TG_FN_HOST_CALL, in, sizeof in, out, sizeof out, &len), NUB_OK,
-                 "%s", nub_sandbox_last_error(sb)->message);
-    cr_assert_eq(len, 1);
-    cr_assert_eq(out[0], 42);
-}
-
 BACKEND_TEST(snapshot, host_functions_register_before_first_call_of_evolved)
 {
     nub_snapshot *evo = evolved_snapshot(backend, 0);
@@ -346,34 +326,6 @@ BACKEND_TEST(snapshot, hash_is_stable_and_sensitive)
     nub_snapshot_release(c);
 }
 
-#define THREADS 4
-
-struct worker {
-    nub_snapshot *snap;
-    nub_pool *pool;
-    pthread_barrier_t *start;
-    int ok;
-};
-
-/* Run `fn` on THREADS threads released together by a barrier; each must set ok. */
-static void run_workers(void *(*fn)(void *), nub_snapshot *snap, nub_pool *pool)
-{
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, THREADS);
-    pthread_t th[THREADS];
-    struct worker w[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i] = (struct worker){nub_snapshot_retain(snap), pool, &start, 0};
-        cr_assert_eq(pthread_create(&th[i], NULL, fn, &w[i]), 0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(th[i], NULL);
-        cr_assert(w[i].ok, "worker %d", i);
-        nub_snapshot_release(w[i].snap);
-    }
-    pthread_barrier_destroy(&start);
-}
-
 static void *worker_main(void *p)
 {
     struct worker *w = p;
@@ -414,102 +366,3 @@ Test(snapshot, null_and_bad_arguments)
     cr_assert_null(nub_snapshot_retain(NULL));
 }
 
-/* ---- pools ---------------------------------------------------------------- */
-
-static int pool_setup(void *ctx, nub_sandbox *sb)
-{
-    ++*(int *)ctx;
-    return nub_sandbox_register(sb, 40, host_twice, NULL) == NUB_OK ? 0 : 1;
-}
-
-BACKEND_TEST(snapshot, pool_hands_out_ready_sandboxes_and_restores_them)
-{
-    nub_snapshot *evo = evolved_snapshot(backend, 0);
-    struct nub_config ov = test_config(backend);
-    struct nub_error err;
-    nub_pool *pool = NULL;
-    int setups = 0;
-    uint8_t base[32], h[32];
-    snap_hash(evo, base);
-    cr_assert_eq(nub_pool_new(evo, 2, &ov, pool_setup, &setups, &pool, &err), NUB_OK, "%s", err.message);
-    nub_snapshot_release(evo); /* the pool holds its own reference */
-    cr_assert_eq(nub_pool_wait_full(pool), NUB_OK);
-    cr_assert_eq(nub_pool_ready(pool), 2);
-    cr_assert_eq(setups, 2, "the filler set up both");
-    nub_sandbox *sb[3];
-    for (int i = 0; i < 3; i++) /* the third finds the pool empty and is created on this thread */
-        cr_assert_eq(nub_pool_acquire(pool, &sb[i], &err), NUB_OK, "acquire %d: %s", i, err.message);
-    for (int i = 0; i < 3; i++) {
-        expect_host_twice(sb[i]);
-        write_pages(sb[i], 4);
-    }
-    for (int i = 0; i < 3; i++)
-        nub_pool_release(pool, sb[i]);
-    cr_assert_eq(nub_pool_wait_full(pool), NUB_OK);
-    cr_assert_eq(nub_pool_ready(pool), 2, "a full pool destroys what comes back beyond its size");
-    nub_sandbox *again = NULL;
-    cr_assert_eq(nub_pool_acquire(pool, &again, &err), NUB_OK);
-    memory_hash(again, h);
-    cr_assert_eq(memcmp(h, base, 32), 0, "a released sandbox comes back in the snapshot's state");
-    expect_host_twice(again);
-    nub_pool_destroy(pool); /* `again` is still out: it stays valid and is ours */
-    expect_host_twice(again);
-    nub_sandbox_destroy(again);
-}
-
-BACKEND_TEST(snapshot, pool_destroys_a_sandbox_whose_restore_fails_and_rejects_bad_input)
-{
-    nub_snapshot *evo = evolved_snapshot(backend, 0), *pre = pre_snapshot(backend, 0, NULL);
-    struct nub_config ov = test_config(backend);
-    struct nub_error err;
-    nub_pool *pool = NULL;
-    cr_assert_eq(nub_pool_new(pre, 2, &ov, NULL, NULL, &pool, &err), NUB_E_INVALID, "a pre-init snapshot");
-    cr_assert_eq(nub_pool_new(evo, 0, &ov, NULL, NULL, &pool, &err), NUB_E_INVALID, "size 0");
-    cr_assert_eq(nub_pool_new(evo, 1, &ov, NULL, NULL, &pool, &err), NUB_OK);
-    cr_assert_eq(nub_pool_wait_full(pool), NUB_OK);
-    nub_sandbox *sb = NULL;
-    cr_assert_eq(nub_pool_acquire(pool, &sb, &err), NUB_OK);
-    /* A sandbox of another layout cannot be restored to the pool's snapshot: destroyed, not kept. */
-    nub_snapshot *big = evolved_snapshot(backend, 1u << 20);
-    nub_sandbox *foreign = from_snap(big, NULL);
-    nub_pool_release(pool, foreign);
-    cr_assert_eq(nub_pool_wait_full(pool), NUB_OK);
-    nub_pool_release(pool, sb);
-    cr_assert_eq(nub_pool_ready(pool), 1);
-    nub_pool_destroy(pool);
-    nub_pool_destroy(NULL);
-    cr_assert_eq(nub_pool_acquire(NULL, &sb, &err), NUB_E_INVALID);
-    nub_snapshot_release(big);
-    nub_snapshot_release(pre);
-    nub_snapshot_release(evo);
-}
-
-static void *pool_worker_main(void *arg)
-{
-    struct worker *w = arg;
-    pthread_barrier_wait(w->start);
-    w->ok = 1;
-    for (int i = 0; i < 20 && w->ok; i++) {
-        nub_sandbox *sb = NULL;
-        uint64_t ab[2] = {(uint64_t)i, 1}, sum = 0;
-        size_t len = 0;
-        w->ok = nub_pool_acquire(w->pool, &sb, NULL) == NUB_OK &&
-                nub_call_into(sb, NUB_TG_FN_ADD, ab, sizeof ab, &sum, sizeof sum, &len) == NUB_OK &&
-                sum == (uint64_t)i + 1;
-        nub_pool_release(w->pool, sb);
-    }
-    return NULL;
-}
-
-BACKEND_TEST(snapshot, pool_is_thread_safe)
-{
-    nub_snapshot *evo = evolved_snapshot(backend, 0);
-    struct nub_config ov = test_config(backend);
-    nub_pool *pool = NULL;
-    cr_assert_eq(nub_pool_new(evo, 2, &ov, NULL, NULL, &pool, NULL), NUB_OK);
-    run_workers(pool_worker_main, evo, pool);
-    cr_assert_eq(nub_pool_wait_full(pool), NUB_OK);
-    cr_assert_eq(nub_pool_ready(pool), 2);
-    nub_pool_destroy(pool);
-    nub_snapshot_release(evo);
-}
