@@ -391,13 +391,16 @@ static nub_status create_vm(nub_sandbox *sb, uint64_t cr3, struct nub_error *err
     return NUB_OK;
 }
 
-/* Load `cpu` into the vCPU. The descriptor tables and control words change
- * only when a guest reloads them, so when they already match (the usual
- * case) only the registers are written: a full load costs kvm an MMU reset. */
-static nub_status load_cpu(nub_sandbox *sb, const struct nub_hv_cpu *cpu)
+/* Load `cpu` into the vCPU, whose state is `known` (NULL: read it). The
+ * descriptor tables and control words change only when a guest reloads
+ * them, so when they already match (the usual case) only the registers are
+ * written: a full load costs kvm an MMU reset. */
+static nub_status load_cpu(nub_sandbox *sb, const struct nub_hv_cpu *cpu, const struct nub_hv_cpu *known)
 {
     struct nub_hv_cpu now;
-    if (sb->ops->get_cpu(sb->hv, &now) == NUB_OK) {
+    if (known != NULL || sb->ops->get_cpu(sb->hv, &now) == NUB_OK) {
+        if (known != NULL)
+            now = *known;
         now.regs = cpu->regs;
         if (memcmp(&now, cpu, sizeof now) == 0)
             return sb->ops->set_regs(sb->hv, &cpu->regs);
@@ -405,11 +408,12 @@ static nub_status load_cpu(nub_sandbox *sb, const struct nub_hv_cpu *cpu)
     return sb->ops->set_cpu(sb->hv, cpu);
 }
 
-/* Take the evolved state of `snap`: vCPU, dispatch entry, counter, log level. */
-static nub_status adopt_state(nub_sandbox *sb, const struct nub_snapshot *snap)
+/* Take the evolved state of `snap`: vCPU, dispatch entry, counter, log level.
+ * `known`: the vCPU's current state when the caller has it (a new VM: cpu0). */
+static nub_status adopt_state(nub_sandbox *sb, const struct nub_snapshot *snap, const struct nub_hv_cpu *known)
 {
     const struct nub_hv_cpu *cpu = snap->evolved ? &snap->cpu : &sb->cpu0;
-    if (load_cpu(sb, cpu) != NUB_OK)
+    if (load_cpu(sb, cpu, known) != NUB_OK)
         return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend: cannot load the snapshot's vCPU state",
                            nub_backend_name(sb->backend));
     sb->dispatch_gva = snap->evolved ? snap->dispatch_gva : 0;
@@ -482,7 +486,7 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
         rc = create_vm(sb, snap->cr3, err);
     if (rc == NUB_OK)
         rc = nub_state_new(sb, err);
-    if (rc == NUB_OK && (rc = adopt_state(sb, snap)) != NUB_OK)
+    if (rc == NUB_OK && (rc = adopt_state(sb, snap, &sb->cpu0)) != NUB_OK)
         nub_err_set(err, rc, "%s", sb->last.message);
     if (rc != NUB_OK)
         goto fail;
@@ -624,7 +628,7 @@ nub_status nub_sandbox_restore(nub_sandbox *sb, nub_snapshot *snap)
     reset_host_side(sb);
     rc = reset_memory(sb, snap);
     if (rc == NUB_OK)
-        rc = adopt_state(sb, snap);
+        rc = adopt_state(sb, snap, NULL);
     if (rc != NUB_OK) {
         nub_state_poison(sb);
         goto out;
