@@ -60,6 +60,7 @@ struct dec {
     size_t n;      /* bytes consumed */
     bool opsize;   /* 0x66 */
     bool addrsize; /* 0x67 */
+    bool repnz;    /* 0xf2 */
     bool rex_w;
 };
 
@@ -101,6 +102,8 @@ static bool prefixes(struct dec *d, unsigned char *op)
             d->opsize = true;
         else if (b == 0x67)
             d->addrsize = true;
+        else if (b == 0xf2)
+            d->repnz = true;
         else if ((b & 0xf0) == 0x40)
             d->rex_w = (b & 0x08) != 0;
         else if (!is_legacy_prefix(b))
@@ -171,7 +174,12 @@ static bool map_op(struct dec *d, unsigned map, unsigned char op)
         map = 3;
     } else if (map == 1 && op == 0x0f) {
         return false; /* 3DNow!: not decoded */
+    } else if (map == 1 && op >= 0x20 && op <= 0x23) {
+        unsigned char m;
+        return take(d, &m); /* MOV to/from CR/DR: the mod bits are ignored, never SIB or displacement */
     }
+    if (map == 1 && op == 0x78 && (d->opsize || d->repnz))
+        return operands(d, M | I16, op); /* SSE4a EXTRQ / INSERTQ: imm8 length, imm8 index */
     if (map == 2 || map == 3) {
         if (!take(d, &op))
             return false;

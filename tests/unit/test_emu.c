@@ -711,6 +711,12 @@ static const struct insn_case insn_cases[] = {
     {"lretq", {0x48, 0xcb}, 2, false},
     {"syscall", {0x0f, 0x05}, 2, false},
     {"ud2", {0x0f, 0x0b}, 2, false},
+    /* Found by tests/fuzz/fuzz_x86len: QEMU ignores the mod bits of MOV CR/DR (no SIB, no displacement). */
+    {"mov cr6, rsp (mod 0, rm 4)", {0x0f, 0x22, 0x34, 0x34}, 3, false},
+    {"mov rcx, dr3 (mod 2)", {0x44, 0x0f, 0x21, 0x99, 0x55, 0x00, 0x00, 0xf1}, 4, false},
+    /* Found by tests/fuzz/fuzz_x86len: SSE4a EXTRQ/INSERTQ immediate forms carry two imm8. */
+    {"extrq xmm1, 0xff, 8", {0x66, 0x0f, 0x78, 0xd1, 0xff, 0x08}, 6, false},
+    {"insertq xmm1, xmm2, 1, 2", {0xf2, 0x0f, 0x78, 0xca, 0x01, 0x02}, 6, false},
     {"evex (not decoded)", {0x62, 0xf1, 0x7c, 0x48, 0x58, 0xc1}, 0, false},
     {"3dnow (not decoded)", {0x0f, 0x0f, 0xc1, 0x9e}, 0, false},
     {"invalid in 64-bit: push es", {0x06}, 0, false},
