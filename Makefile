@@ -1,7 +1,7 @@
 # nub build: host library, guest SDK, guests, CLI, tests and benchmarks (GNU Make).
 #
 # Targets: all (default: libraries, guests, CLI), test (unit + integration + ASan build
-# + kvm inside QEMU), unit, integration, asan, kvm-test, bench, install, clean.
+# + fuzz smoke + kvm inside QEMU), unit, integration, asan, kvm-test, bench, fuzz, fuzz-build, install, clean.
 # common/ sources are compiled twice: with host flags into libnub and with
 # freestanding guest flags into libnubguest.
 
@@ -44,7 +44,7 @@ LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench install clean
+.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean
 # `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
 all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc
@@ -120,6 +120,40 @@ asan-build:
 asan: asan-build
 	@tests/run.sh $(ASAN_BIN)
 
+# libFuzzer targets (tests/fuzz, docs/fuzzing.md): the library built with clang and
+# -fsanitize=fuzzer-no-link,address,undefined into $(FUZZ_B)/libnub.a, each target
+# linked with -fsanitize=fuzzer into $(FUZZ_B)/bin. Never part of libnub.so.
+FUZZ_CC       ?= clang
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_B        := $(B)/fuzz
+FUZZ_SRC      := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN      := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/bin/%)
+FUZZ_SECONDS  ?= 60
+LDLIBS_FUZZ_fuzz_x86len := -lcapstone
+
+fuzz-build:
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) OPT=-O1 \
+	  EXTRA_CFLAGS='$(FUZZ_SAN) -fsanitize=fuzzer-no-link' $(FUZZ_B)/libnub.a
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+$(FUZZ_B)/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_B)/libnub.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -O1 -g $(WARN) -Iinclude -Icommon -Ihost -D_GNU_SOURCE $(FUZZ_SAN) \
+	  -fsanitize=fuzzer $< -o $@ $(FUZZ_B)/libnub.a $(LDLIBS_FUZZ_$*) $(LDLIBS_HOST)
+
+# Regenerate the hand-made seeds in tests/fuzz/corpus (committed) and add the
+# stripped guests as ELF seeds.
+fuzz-seeds: $(LIBNUB_A) $(GUEST_ELFS)
+	@mkdir -p $(B)/tests/fuzz tests/fuzz/corpus/elf
+	$(CC) $(TEST_CFLAGS) tests/fuzz/mkseeds.c -o $(B)/tests/fuzz/mkseeds $(LIBNUB_A) $(LDLIBS_HOST)
+	$(B)/tests/fuzz/mkseeds tests/fuzz/corpus
+	for g in $(GUEST_NAMES); do strip --strip-all -o tests/fuzz/corpus/elf/guest-$$g $(B)/guests/$$g.elf; done
+
+# Each target for FUZZ_SECONDS seconds on its corpus; fails on a crash, leak or
+# timeout and leaves the reproducer in $(FUZZ_B)/crashes/TARGET/.
+fuzz: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
 # The integration suite on kvm, inside Debian's kernel under QEMU (tests/kvm/run.sh).
 kvm-test: all $(INTEG_BIN)
 	@bash tests/kvm/run.sh
@@ -128,8 +162,8 @@ kvm-test: all $(INTEG_BIN)
 kvm-bench: all $(INTEG_BIN) $(BENCH_BIN)
 	@NUB_KVM_BENCH=1 bash tests/kvm/run.sh
 
-# Everything: unit, integration (emu), the ASan build, then kvm inside QEMU.
-test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build
+# Everything: unit, integration (emu), the ASan build, a fuzz smoke, then kvm inside QEMU.
+test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build fuzz-build
 	@tests/all.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
 
 bench: all $(BENCH_BIN)

@@ -7,6 +7,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 tests/run.sh "$@" | tee "$tmp/criterion"
 s1=${PIPESTATUS[0]}
+bash tests/fuzz/run.sh "${NUB_FUZZ_SMOKE_SECONDS:-20}" build/fuzz/bin/fuzz_* | tee "$tmp/fuzz"; [ "${PIPESTATUS[0]}" -eq 0 ] || s1=1
 bash tests/kvm/run.sh 2>&1 | tee "$tmp/kvm"
 s2=${PIPESTATUS[0]}
 
