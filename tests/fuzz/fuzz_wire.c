@@ -1,4 +1,4 @@
-/* libFuzzer target: the wire decoder (peek, peek_kind, drop) over an arbitrary buffer whose first 8 bytes are the stack pointer. */
+/* libFuzzer target: the wire decoder (peek, peek_kind, top, drop, discard) over an arbitrary buffer whose first 8 bytes are the stack pointer. */
 #include "fuzz.h"
 
 #include "nub/wire.h"
@@ -65,6 +65,24 @@ static int drop_and_check(uint8_t *buf, uint64_t size, const struct nub_wire_msg
     return rc;
 }
 
+/* nub_wire_top agrees with peek; nub_wire_discard (on a copy) moves only the stack pointer. */
+static void check_top_discard(const uint8_t *buf, uint64_t size, const struct nub_wire_msg *m, int peek_rc)
+{
+    uint64_t off = 0, sp;
+    int rc = nub_wire_top(buf, size, &off);
+    FUZZ_CHECK(rc == peek_rc && (rc != NUB_WIRE_OK || off == m->frame_off), "top returned %d (peek %d)", rc, peek_rc);
+    uint8_t *copy = fuzz_copy(buf, size);
+    rc = nub_wire_discard(copy, size);
+    FUZZ_CHECK(rc == peek_rc, "discard returned %d where peek returned %d", rc, peek_rc);
+    if (rc == NUB_WIRE_OK) {
+        FUZZ_CHECK(nub_wire_sp(copy, size, &sp) == NUB_WIRE_OK && sp == m->frame_off, "sp after discard");
+        FUZZ_CHECK(memcmp(copy + 8, buf + 8, size - 8) == 0, "discard changed more than the stack pointer");
+    } else {
+        FUZZ_CHECK(memcmp(copy, buf, size) == 0, "failed discard (%d) changed the buffer", rc);
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct nub_wire_msg m;
@@ -87,6 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            nub_wire_peek_kind(buf, n, other, &k) == NUB_WIRE_E_UNEXPECTED,
                        "peek_kind disagrees with peek");
         }
+        check_top_discard(buf, n, &m, rc);
         if (drop_and_check(buf, n, &m, rc) != NUB_WIRE_OK)
             break;
     }
