@@ -224,7 +224,8 @@ static nub_status exit_error(nub_sandbox *sb, const struct nub_hv_exit *x)
             return nub_err_set(&sb->last, NUB_E_TIMEOUT, "call exceeded its timeout of %u ms", sb->cfg.call_timeout_ms);
         return nub_err_set(&sb->last, NUB_E_CANCELLED, "call interrupted");
     default:
-        return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s", nub_backend_name(sb->backend), x->msg);
+        return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s%s", nub_backend_name(sb->backend), x->msg,
+                           nub_backend_failure_hint(sb->backend, x->msg));
     }
 }
 
@@ -248,7 +249,8 @@ nub_status nub_run_guest(nub_sandbox *sb, uint64_t rip)
         struct nub_hv_exit x;
         memset(&x, 0, sizeof x);
         if (sb->ops->run(sb->hv, &x) != NUB_OK)
-            return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s", nub_backend_name(sb->backend), x.msg);
+            return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s%s", nub_backend_name(sb->backend), x.msg,
+                               nub_backend_failure_hint(sb->backend, x.msg));
         if (x.kind != NUB_HV_EXIT_IO_OUT)
             return exit_error(sb, &x);
         int done = 0;

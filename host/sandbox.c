@@ -129,7 +129,8 @@ static nub_status create(const uint8_t *elf, size_t len, const struct nub_init_d
     if (rc == NUB_OK)
         rc = nub_layout_compute(&sb->cfg, img.image_size, init ? init->len : 0, &sb->lay, err);
     if (rc == NUB_OK)
-        rc = nub_backend_pick(sb->cfg.backend, &sb->ops, &sb->backend, err);
+        rc = nub_backend_pick(sb->cfg.backend, &sb->ops, &sb->backend, sb->backend_note,
+                              sizeof sb->backend_note, err);
     if (rc == NUB_OK)
         rc = build_memory(sb, &img, init, perms, &cr3, err);
     if (rc == NUB_OK)
@@ -302,8 +303,15 @@ nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx)
         return rc;
     sb->log_fn = fn;
     sb->log_ctx = ctx;
+    if (sb->backend_note[0] != '\0')
+        nub_log_host(sb, NUB_LOG_LEVEL_WARN, "%s", sb->backend_note);
     nub_state_release(sb);
     return NUB_OK;
+}
+
+const char *nub_sandbox_backend_note(const nub_sandbox *sb)
+{
+    return sb != NULL && sb->backend_note[0] != '\0' ? sb->backend_note : NULL;
 }
 
 nub_status nub_sandbox_guest_counter(nub_sandbox *sb, nub_guest_counter **out)
