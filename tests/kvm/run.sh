@@ -13,7 +13,7 @@
 #   NUB_KVM_DEBUG=N      every N seconds, print kernel backtraces of all CPUs and blocked tasks
 #   NUB_KVM_KERNEL_ARGS  kernel command line instead of "quiet" (e.g. loglevel=7)
 #   NUB_KVM_KERNEL=deb   use a kernel extracted from Debian's linux-image-amd64 even if /boot has one
-#   NUB_KVM_BENCH=1      also run build/bench/{call,cancel,caps} on kvm inside the VM and print their
+#   NUB_KVM_BENCH=1      also run build/bench/{call,cancel,caps,kvm_probe} on kvm inside the VM and print their
 #                        JSON (nested-emulation figures: only ratios mean anything)
 # Exit status 0 only when every integration test ran on kvm and passed, and the CLI call worked.
 # Prints "kvm: N passed, N failed" as its last line: passed = the sum of Criterion's Passing counts;
@@ -141,7 +141,7 @@ build_rootfs() {
     done
     if [ -n "${NUB_KVM_BENCH:-}" ]; then
         mkdir -p "$rootfs/bench"
-        for t in call cancel caps; do
+        for t in call cancel caps kvm_probe; do
             [ -x "$B/bench/$t" ] || die "build/bench/$t is missing: run make bench first"
             cp "$B/bench/$t" "$rootfs/bench/" && bins+=("$B/bench/$t")
         done
