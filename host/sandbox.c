@@ -146,6 +146,10 @@ static nub_status create(const uint8_t *elf, size_t len, const struct nub_init_d
     sb->nsegs = img.nsegs;
     memcpy(sb->segs, img.segs, sizeof img.segs);
     sb->max_log_level = sb->cfg.max_guest_log_level;
+    /* The emu fallback warning: to the process default logger where there is one (no
+     * callback can be installed yet); nub_sandbox_set_log() hands it to the callback. */
+    if (sb->backend_note[0] != '\0')
+        nub_log_host(sb, NUB_LOG_LEVEL_WARN, "%s", sb->backend_note);
     *out = sb;
     return NUB_OK;
 fail:

@@ -145,7 +145,9 @@ struct nub_config {
  * sandbox keeps a warning ("running on emu, which is not an isolation
  * boundary: <why kvm is not usable>") that is delivered, at
  * NUB_LOG_LEVEL_WARN from NUB_LOG_SRC_HOST, to every log callback installed
- * with nub_sandbox_set_log(), and readable with nub_sandbox_backend_note().
+ * with nub_sandbox_set_log() (and, at creation, to the library's process
+ * default logger where one is configured), and readable with
+ * nub_sandbox_backend_note().
  * An explicit NUB_BACKEND_KVM where the probe fails is NUB_E_NO_HYPERVISOR
  * with the probe's reason, before any guest code runs.
  */
