@@ -202,6 +202,10 @@ static const char *step_at(uint64_t rip)
 /* "ended in ..." text for an exit that is not the expected OUT. */
 static void describe_exit(const struct nub_hv_exit *x, char *out, size_t cap)
 {
+    if (x->msg[0] != '\0' && x->kind != NUB_HV_EXIT_IO_OUT) { /* the backend's own account, e.g. of KVM_EXIT_INTERNAL_ERROR */
+        nub_hv_fmt(out, cap, "%s", x->msg);
+        return;
+    }
     switch (x->kind) {
     case NUB_HV_EXIT_INTERNAL: nub_hv_fmt(out, cap, "%s", x->msg); break;
     case NUB_HV_EXIT_FAULT:
