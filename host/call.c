@@ -187,10 +187,10 @@ static nub_status service_out(nub_sandbox *sb, const struct nub_hv_exit *x, int 
 static nub_status fault(nub_sandbox *sb, const struct nub_hv_exit *x)
 {
     struct nub_error *e = &sb->last;
-    nub_err_set(e, NUB_E_GUEST_FAULT, "guest exception %llu at rip 0x%llx, error code 0x%llx, address 0x%llx%s%s",
+    nub_err_set(e, NUB_E_GUEST_FAULT, "guest exception %llu at rip 0x%llx, error code 0x%llx, address 0x%llx%s%s%s",
                 (unsigned long long)x->vector, (unsigned long long)x->rip,
                 (unsigned long long)x->error_code, (unsigned long long)x->addr,
-                x->msg[0] ? ": " : "", x->msg);
+                x->msg[0] ? ": " : "", x->msg, nub_backend_failure_hint(sb->backend, x->msg));
     e->vector = x->vector;
     e->error_code = x->error_code;
     e->fault_addr = x->addr;
@@ -218,13 +218,15 @@ static nub_status exit_error(nub_sandbox *sb, const struct nub_hv_exit *x)
         sb->last.vector = 8;
         return NUB_E_GUEST_FAULT;
     case NUB_HV_EXIT_PROTOCOL:
-        return nub_err_set(&sb->last, NUB_E_PROTOCOL, "guest protocol violation: %s", x->msg);
+        return nub_err_set(&sb->last, NUB_E_PROTOCOL, "guest protocol violation: %s%s", x->msg,
+                           nub_backend_failure_hint(sb->backend, x->msg));
     case NUB_HV_EXIT_CANCELLED:
         if (nub_state_cancel_reason(sb) == NUB_CANCEL_TIMEOUT)
             return nub_err_set(&sb->last, NUB_E_TIMEOUT, "call exceeded its timeout of %u ms", sb->cfg.call_timeout_ms);
         return nub_err_set(&sb->last, NUB_E_CANCELLED, "call interrupted");
     default:
-        return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s", nub_backend_name(sb->backend), x->msg);
+        return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s%s", nub_backend_name(sb->backend), x->msg,
+                           nub_backend_failure_hint(sb->backend, x->msg));
     }
 }
 
@@ -248,7 +250,8 @@ nub_status nub_run_guest(nub_sandbox *sb, uint64_t rip)
         struct nub_hv_exit x;
         memset(&x, 0, sizeof x);
         if (sb->ops->run(sb->hv, &x) != NUB_OK)
-            return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s", nub_backend_name(sb->backend), x.msg);
+            return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s%s", nub_backend_name(sb->backend), x.msg,
+                               nub_backend_failure_hint(sb->backend, x.msg));
         if (x.kind != NUB_HV_EXIT_IO_OUT)
             return exit_error(sb, &x);
         int done = 0;

@@ -1,4 +1,4 @@
-/* Configuration defaults and validation, backend names, availability and selection. */
+/* Configuration defaults and validation, backend names (availability and selection: hv/select.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,16 +8,17 @@
 
 #define DEFAULT_MAX_IMAGE (64ull * 1024 * 1024)
 
+/* $NUB_BACKEND: AUTO when unset, NUB_BACKEND_BAD_ENV for a value that names no backend. */
 static enum nub_backend backend_from_env(void)
 {
     const char *v = getenv("NUB_BACKEND");
-    if (v == NULL)
+    if (v == NULL || strcmp(v, "auto") == 0)
         return NUB_BACKEND_AUTO;
     if (strcmp(v, "kvm") == 0)
         return NUB_BACKEND_KVM;
     if (strcmp(v, "emu") == 0)
         return NUB_BACKEND_EMU;
-    return NUB_BACKEND_AUTO;
+    return NUB_BACKEND_BAD_ENV;
 }
 
 void nub_config_default(struct nub_config *cfg)
@@ -88,53 +89,11 @@ nub_status nub_config_normalise(const struct nub_config *in, struct nub_config *
     if (out->max_guest_log_level > NUB_LOG_LEVEL_TRACE)
         return nub_err_set(err, NUB_E_INVALID, "config.max_guest_log_level %u is above NUB_LOG_LEVEL_TRACE",
                            out->max_guest_log_level);
+    if (out->backend == NUB_BACKEND_BAD_ENV && getenv("NUB_BACKEND") != NULL)
+        return nub_err_set(err, NUB_E_INVALID, "NUB_BACKEND='%.64s' is not a backend: use auto, kvm or emu",
+                           getenv("NUB_BACKEND"));
     if (out->backend != NUB_BACKEND_AUTO && out->backend != NUB_BACKEND_KVM &&
         out->backend != NUB_BACKEND_EMU)
         return nub_err_set(err, NUB_E_INVALID, "config.backend %d is not a nub_backend", (int)out->backend);
-    return NUB_OK;
-}
-
-static const struct nub_hv_ops *ops_for(enum nub_backend b)
-{
-    switch (b) {
-    case NUB_BACKEND_EMU: return nub_hv_emu_ops();
-    case NUB_BACKEND_KVM: return nub_hv_kvm_ops();
-    default: return NULL;
-    }
-}
-
-static void put_why(char *why, size_t why_len, const char *text)
-{
-    if (why != NULL && why_len > 0)
-        snprintf(why, why_len, "%s", text);
-}
-
-nub_status nub_backend_available(enum nub_backend backend, char *why, size_t why_len)
-{
-    if (backend == NUB_BACKEND_AUTO) {
-        if (nub_backend_available(NUB_BACKEND_KVM, NULL, 0) == NUB_OK)
-            return NUB_OK;
-        return nub_backend_available(NUB_BACKEND_EMU, why, why_len);
-    }
-    const struct nub_hv_ops *ops = ops_for(backend);
-    if (ops == NULL) {
-        put_why(why, why_len, "unknown backend");
-        return NUB_E_NO_HYPERVISOR;
-    }
-    return ops->available(why, why_len);
-}
-
-nub_status nub_backend_pick(enum nub_backend want, const struct nub_hv_ops **ops,
-                            enum nub_backend *chosen, struct nub_error *err)
-{
-    char why[256] = "";
-    if (want == NUB_BACKEND_AUTO)
-        want = nub_backend_available(NUB_BACKEND_KVM, NULL, 0) == NUB_OK ? NUB_BACKEND_KVM
-                                                                         : NUB_BACKEND_EMU;
-    if (nub_backend_available(want, why, sizeof why) != NUB_OK)
-        return nub_err_set(err, NUB_E_NO_HYPERVISOR, "backend %s unavailable: %s",
-                           nub_backend_name(want), why);
-    *ops = ops_for(want);
-    *chosen = want;
     return NUB_OK;
 }

@@ -125,9 +125,25 @@ nub_status nub_layout_build_tables(const struct nub_layout *lay, const struct nu
 nub_status nub_config_normalise(const struct nub_config *in, struct nub_config *out,
                                 struct nub_error *err);
 
-/* Choose the backend ops for cfg->backend (AUTO resolved). */
+/* nub_config_default()'s backend when $NUB_BACKEND names no backend: creation fails with NUB_E_INVALID. */
+#define NUB_BACKEND_BAD_ENV ((enum nub_backend)-1)
+
+/* ---- Backend selection (hv/select.c) ----------------------------------- */
+
+/* Room for a sandbox's backend note: the fallback warning plus the probe's reason. */
+#define NUB_BACKEND_NOTE_MAX (NUB_BACKEND_REASON_MAX + 64)
+
+/*
+ * Choose the backend ops for `want` (AUTO resolved through the kvm probe).
+ * When AUTO falls back to emu, note gets the warning to log (else "").
+ * Errors: NUB_E_NO_HYPERVISOR with the backend's reason in err.
+ */
 nub_status nub_backend_pick(enum nub_backend want, const struct nub_hv_ops **ops,
-                            enum nub_backend *chosen, struct nub_error *err);
+                            enum nub_backend *chosen, char *note, size_t note_len,
+                            struct nub_error *err);
+
+/* What to add to a backend failure message `msg` on `backend` ("" or "; what it means ..."). */
+const char *nub_backend_failure_hint(enum nub_backend backend, const char *msg);
 
 /* ---- State machine (state.c) ------------------------------------------ */
 
@@ -332,6 +348,7 @@ struct nub_sandbox {
     nub_log_fn log_fn;
     void *log_ctx;
     bool log_raw; /* pass guest text to log_fn unsanitized (nub_sandbox_set_log_raw) */
+    char backend_note[NUB_BACKEND_NOTE_MAX]; /* AUTO fell back to emu: the warning, else "" */
     struct nub_watchdog wd;
     /* console text from the print port, flushed at newline or when full */
     size_t print_len;

@@ -98,8 +98,15 @@ nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx)
         return rc;
     sb->log_fn = fn;
     sb->log_ctx = ctx;
+    if (sb->backend_note[0] != '\0')
+        nub_log_host(sb, NUB_LOG_LEVEL_WARN, "%s", sb->backend_note);
     nub_state_release(sb);
     return NUB_OK;
+}
+
+const char *nub_sandbox_backend_note(const nub_sandbox *sb)
+{
+    return sb != NULL && sb->backend_note[0] != '\0' ? sb->backend_note : NULL;
 }
 
 nub_status nub_sandbox_guest_counter(nub_sandbox *sb, nub_guest_counter **out)

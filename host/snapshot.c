@@ -479,7 +479,8 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
     apply_overrides(sb, snap, cfg_overrides);
     sb->lay = snap->lay;
     sb->base = nub_snapshot_retain(snap);
-    rc = nub_backend_pick(sb->cfg.backend, &sb->ops, &sb->backend, err);
+    rc = nub_backend_pick(sb->cfg.backend, &sb->ops, &sb->backend, sb->backend_note,
+                          sizeof sb->backend_note, err);
     if (rc == NUB_OK)
         rc = map_regions(sb, snap, false, err);
     if (rc == NUB_OK)
@@ -498,6 +499,10 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
     sb->nsegs = snap->nsegs;
     memcpy(sb->segs, snap->segs, sizeof sb->segs);
     sb->counter.slot = &((struct nub_scratch_top *)(sb->scratch + sb->lay.top_off))->guest_counter;
+    /* The emu fallback warning: to the process default logger where there is one (no
+     * callback can be installed yet); nub_sandbox_set_log() hands it to the callback. */
+    if (sb->backend_note[0] != '\0')
+        nub_log_host(sb, NUB_LOG_LEVEL_WARN, "%s", sb->backend_note);
     *out = sb;
     return NUB_OK;
 fail:

@@ -20,17 +20,19 @@ struct run_opts {
     int snapshot_ready;   /* that file holds an evolved snapshot */
     long fn_id;
     int verbose;
+    int quiet;
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
-            "               [--backend auto|kvm|emu] [--verbose]\n"
+            "               [--backend auto|kvm|emu] [--verbose] [--quiet]\n"
             "       nub run --snapshot FILE --call FN_ID [input as above] [--backend ...]\n"
             "       nub snapshot GUEST.elf -o FILE [--evolve] [--call FN_ID [input as above]]...\n"
             "                    [--backend auto|kvm|emu]\n"
-            "       nub info [SNAPSHOT_FILE]\n"
+            "       nub info [--json]\n"
+            "       nub info SNAPSHOT_FILE\n"
             "       nub caps hash FILE...\n"
             "       nub caps put [--kernel NUBK.elf] [--backend auto|kvm|emu] FILE...\n"
             "\n"
@@ -40,8 +42,14 @@ static void usage(FILE *f)
             "snapshot  build GUEST.elf's image and save it to FILE; --evolve runs init first\n"
             "      and saves the evolved sandbox, each --call (implies --evolve) runs a set-up\n"
             "      call before the capture. Prints the snapshot's hash.\n"
-            "info  print which backends are usable here, and why not; with a snapshot file,\n"
-            "      verify it and print its hash, sizes, regions and versions.\n"
+            "      The backend is --backend, else $NUB_BACKEND, else auto: kvm when the\n"
+            "      kvm probe passes, else emu with a one-line notice on stderr (emu is\n"
+            "      not an isolation boundary; --quiet drops the notice).\n"
+            "info  print, per backend, whether it is usable here, why not, and what was\n"
+            "      found (KVM API version and module, CPU vendor, VMX/SVM, the kvm probe's\n"
+            "      result and time, Unicorn's version); --json prints the same as JSON.\n"
+            "      With a snapshot file, verify it and print its hash, sizes, regions and\n"
+            "      versions.\n"
             "caps hash  print the cap hash of each FILE taken as a DATA cap, computed on\n"
             "      the host, as 'HASH  FILE' lines.\n"
             "caps put   create a nubk sandbox sized for the FILEs, publish each as a DATA\n"
@@ -134,11 +142,17 @@ static void print_result(const unsigned char *b, size_t n)
     putchar('\n');
 }
 
+/* Log callback; ctx points to an int that is non-zero under --quiet (host warnings dropped). */
 static void log_to_stderr(void *ctx, enum nub_log_source src, uint32_t level, const char *msg, size_t len)
 {
     static const char *const names[] = {"off", "error", "warn", "info", "debug", "trace"};
-    const char *who = src == NUB_LOG_SRC_GUEST ? "guest" : src == NUB_LOG_SRC_PRINT ? "guest console" : "nub";
-    (void)ctx;
+    const int *quiet = ctx;
+    if (src == NUB_LOG_SRC_HOST) { /* the library's own lines, e.g. the emu fallback notice */
+        if (quiet == NULL || !*quiet || level <= NUB_LOG_LEVEL_ERROR)
+            fprintf(stderr, "nub: %.*s\n", (int)len, msg);
+        return;
+    }
+    const char *who = src == NUB_LOG_SRC_GUEST ? "guest" : "guest console";
     fprintf(stderr, "[%s %s] %.*s\n", who, level <= 5 ? names[level] : "?", (int)len, msg);
 }
 
@@ -219,7 +233,7 @@ static int do_run(struct run_opts *o)
         status = fail("creating the sandbox", rc, &err);
         goto out;
     }
-    nub_sandbox_set_log(sb, log_to_stderr, NULL);
+    nub_sandbox_set_log(sb, log_to_stderr, (void *)&o->quiet);
     if (o->verbose)
         fprintf(stderr, "nub: sandbox %llx on the %s backend\n",
                 (unsigned long long)nub_sandbox_id(sb), nub_backend_name(nub_sandbox_backend(sb)));
@@ -271,6 +285,9 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = 1;
             takes = 0;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->quiet = 1;
+            takes = 0;
         } else if (a[0] != '-' && o->guest == NULL) {
             o->guest = a;
             takes = 0;
@@ -283,23 +300,106 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
     return !o->guest != !o->snapshot && o->fn_id >= 0 && inputs <= 1 ? 0 : -1;
 }
 
-static int do_info(void)
+/* ---- info ----------------------------------------------------------------- */
+
+/* Print s as a JSON string literal. */
+static void json_str(const char *s)
 {
-    static const enum nub_backend all[] = {NUB_BACKEND_KVM, NUB_BACKEND_EMU};
-    char why[256];
-    for (size_t i = 0; i < 2; i++) {
-        nub_status rc = nub_backend_available(all[i], why, sizeof why);
-        printf("%-4s %s%s%s\n", nub_backend_name(all[i]), rc == NUB_OK ? "available" : "unavailable",
-               rc == NUB_OK ? "" : ": ", rc == NUB_OK ? "" : why);
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
     }
-    struct nub_config cfg;
-    nub_config_default(&cfg);
-    enum nub_backend pick = cfg.backend;
-    if (pick == NUB_BACKEND_AUTO)
-        pick = nub_backend_available(NUB_BACKEND_KVM, NULL, 0) == NUB_OK ? NUB_BACKEND_KVM : NUB_BACKEND_EMU;
-    printf("default: %s%s\n", nub_backend_name(pick), cfg.backend == NUB_BACKEND_AUTO ? " (auto)" : " (NUB_BACKEND)");
+    putchar('"');
+}
+
+/* The backend a default config picks here, and how: "auto", "NUB_BACKEND", or NULL when $NUB_BACKEND is bad. */
+static const char *default_backend(enum nub_backend *pick)
+{
+    const char *env = getenv("NUB_BACKEND");
+    const char *how = "auto";
+    *pick = NUB_BACKEND_AUTO;
+    if (env != NULL && parse_backend(env, pick) != 0)
+        return NULL;
+    if (*pick != NUB_BACKEND_AUTO)
+        how = "NUB_BACKEND";
+    else
+        *pick = nub_backend_available(NUB_BACKEND_KVM, NULL, 0) == NUB_OK ? NUB_BACKEND_KVM : NUB_BACKEND_EMU;
+    return how;
+}
+
+static void info_text(const struct nub_backend_info *kvm, const struct nub_backend_info *emu)
+{
+    printf("kvm: %s%s%s\n", kvm->usable ? "usable" : "not usable", kvm->usable ? "" : ": ", kvm->reason);
+    if (kvm->kvm_api_version >= 0)
+        printf("  /dev/kvm API version %d\n", kvm->kvm_api_version);
+    else
+        printf("  /dev/kvm does not open\n");
+    printf("  KVM modules: %s\n", kvm->kvm_modules);
+    printf("  CPU: %s, VMX %s, SVM %s\n", kvm->cpu_vendor[0] ? kvm->cpu_vendor : "unknown",
+           kvm->cpu_vmx ? "yes" : "no", kvm->cpu_svm ? "yes" : "no");
+    printf("  probe: %s in %.3f ms\n",
+           kvm->probe_passed ? "passed" : kvm->probe_ran ? "failed" : "did not run",
+           (double)kvm->probe_ns / 1e6);
+    printf("emu: %s%s%s\n", emu->usable ? "usable" : "not usable", emu->usable ? "" : ": ", emu->reason);
+    printf("  Unicorn %s; not an isolation boundary (development and CI)\n", emu->unicorn_version);
+}
+
+static void info_json(const struct nub_backend_info *kvm, const struct nub_backend_info *emu)
+{
+    printf("{\"kvm\": {\"usable\": %s, \"reason\": ", kvm->usable ? "true" : "false");
+    json_str(kvm->reason);
+    printf(", \"api_version\": %d, \"modules\": ", kvm->kvm_api_version);
+    json_str(kvm->kvm_modules);
+    printf(", \"cpu_vendor\": ");
+    json_str(kvm->cpu_vendor);
+    printf(", \"vmx\": %s, \"svm\": %s, \"probe\": {\"ran\": %s, \"passed\": %s, \"ns\": %llu}},\n",
+           kvm->cpu_vmx ? "true" : "false", kvm->cpu_svm ? "true" : "false", kvm->probe_ran ? "true" : "false",
+           kvm->probe_passed ? "true" : "false", (unsigned long long)kvm->probe_ns);
+    printf(" \"emu\": {\"usable\": %s, \"reason\": ", emu->usable ? "true" : "false");
+    json_str(emu->reason);
+    printf(", \"unicorn_version\": ");
+    json_str(emu->unicorn_version);
+    printf(", \"isolation\": false},\n");
+}
+
+static int do_info(int argc, char **argv)
+{
+    struct nub_backend_info kvm, emu;
+    int json = argc == 3 && strcmp(argv[2], "--json") == 0;
+    if (argc > 3 || (argc == 3 && !json)) {
+        usage(stderr);
+        return 2;
+    }
+    if (nub_backend_info(NUB_BACKEND_KVM, &kvm) != NUB_OK || nub_backend_info(NUB_BACKEND_EMU, &emu) != NUB_OK) {
+        fprintf(stderr, "nub: nub_backend_info failed\n");
+        return 1;
+    }
+    enum nub_backend pick;
+    const char *how = default_backend(&pick);
+    if (json) {
+        info_json(&kvm, &emu);
+        printf(" \"default\": ");
+        json_str(how ? nub_backend_name(pick) : "");
+        printf(", \"default_from\": ");
+        json_str(how ? how : "invalid NUB_BACKEND");
+        printf("}\n");
+        return how ? 0 : 1;
+    }
+    info_text(&kvm, &emu);
+    if (how == NULL) {
+        printf("default: none: NUB_BACKEND='%s' is not a backend (auto, kvm or emu)\n", getenv("NUB_BACKEND"));
+        return 1;
+    }
+    printf("default: %s (%s)\n", nub_backend_name(pick), how);
     if (pick == NUB_BACKEND_EMU)
-        printf("note: the emu backend is for development and CI; it is not an isolation boundary\n");
+        printf("note: the emu backend is for development and CI; it is not an isolation boundary."
+               " In production, ask for kvm explicitly (NUB_BACKEND=kvm or --backend kvm)\n");
     return 0;
 }
 
@@ -590,12 +690,12 @@ static int do_info_file(const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 3 && strcmp(argv[1], "info") == 0)
+    if (argc == 3 && strcmp(argv[1], "info") == 0 && argv[2][0] != '-')
         return do_info_file(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "snapshot") == 0)
         return do_snapshot(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "info") == 0)
-        return do_info();
+        return do_info(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "caps") == 0)
         return do_caps(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) {

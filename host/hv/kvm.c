@@ -16,6 +16,7 @@
 
 #include "checked.h"
 #include "hv.h"
+#include "kvm_probe.h"
 #include "nub/abi.h"
 
 #define KVM_PATH "/dev/kvm"
@@ -91,15 +92,6 @@ static nub_status open_kvm(int *fd_out, char *why, size_t why_len)
 fail:
     close(fd);
     return NUB_E_NO_HYPERVISOR;
-}
-
-static nub_status kvm_available(char *why, size_t why_len)
-{
-    int fd;
-    nub_status rc = open_kvm(&fd, why, why_len);
-    if (rc == NUB_OK)
-        close(fd);
-    return rc;
 }
 
 /* Record "IOCTL: strerror(errno)" in err; returns -1. */
@@ -702,7 +694,7 @@ static void kvm_clear_interrupt(struct nub_hv *hv)
 
 static const struct nub_hv_ops kvm_ops = {
     .name = "kvm",
-    .available = kvm_available,
+    .available = nub_kvm_probe_available, /* the probe (kvm_probe.c), not just open() */
     .create = kvm_create,
     .destroy = kvm_destroy,
     .set_regs = kvm_set_regs,

@@ -77,7 +77,7 @@ const char *nub_strerror(nub_status code);
 /* ---- Configuration ----------------------------------------------------- */
 
 enum nub_backend {
-    NUB_BACKEND_AUTO = 0, /* kvm where /dev/kvm opens, else emu */
+    NUB_BACKEND_AUTO = 0, /* kvm where the kvm probe passes, else emu (with a warning) */
     NUB_BACKEND_KVM = 1,  /* hardware virtualization (Linux KVM) */
     NUB_BACKEND_EMU = 2,  /* emulated CPU (Unicorn): development and CI; NOT an isolation boundary */
 };
@@ -89,8 +89,46 @@ const char *nub_backend_name(enum nub_backend backend);
  * Report whether `backend` can be used in this process without creating a
  * sandbox. Returns NUB_OK, or NUB_E_NO_HYPERVISOR with the reason written
  * to `why` (may be NULL) as a NUL-terminated string of at most why_len bytes.
+ *
+ * For kvm, usable means *proven*: opening /dev/kvm is not enough, because
+ * some KVMs cannot run nub guests (kvm-pvm emulates supervisor-mode code and
+ * fails on SSE at CPL0). The first kvm query in a process runs the kvm
+ * probe: a small VM created with the sandbox's own long-mode setup (special
+ * registers, CPUID, page tables in the high half) that runs SSE2 register
+ * operations at CPL0, a store and load through the high-half mapping and an
+ * OUT to the halt port, then checks the exit and the values. Its result is
+ * kept for the life of the process behind pthread_once: this is the
+ * library's one piece of process-wide state. AUTO asks the probe too.
  */
 nub_status nub_backend_available(enum nub_backend backend, char *why, size_t why_len);
+
+#define NUB_BACKEND_REASON_MAX 512
+
+/* What nub found out about one backend on this machine (nub_backend_info). */
+struct nub_backend_info {
+    enum nub_backend backend;
+    int usable;                           /* 1 when nub guests run on it here */
+    char reason[NUB_BACKEND_REASON_MAX];  /* why not (NUL-terminated), "" when usable */
+    /* kvm only */
+    int kvm_api_version;                  /* KVM_GET_API_VERSION; -1 when /dev/kvm does not open */
+    char kvm_modules[64];                 /* KVM modules loaded (/sys/module), space-separated:
+                                           * "kvm_amd", "kvm_intel", "kvm_pvm", "kvm", or "none" */
+    char cpu_vendor[16];                  /* the host CPU's CPUID vendor ("AuthenticAMD") */
+    int cpu_vmx, cpu_svm;                 /* the host CPU's CPUID shows VMX / SVM */
+    int probe_ran;                        /* the probe VM was created and entered */
+    int probe_passed;                     /* ... and ended as expected with the right values */
+    uint64_t probe_ns;                    /* wall time of the (once per process) probe */
+    /* emu only */
+    char unicorn_version[16];             /* runtime Unicorn version, "2.0" */
+};
+
+/*
+ * Fill *info for NUB_BACKEND_KVM or NUB_BACKEND_EMU (runs the kvm probe
+ * when it has not run yet in this process). NUB_OK even when the backend is
+ * not usable (see info->usable); NUB_E_INVALID for a NULL info or another
+ * backend value.
+ */
+nub_status nub_backend_info(enum nub_backend backend, struct nub_backend_info *info);
 
 struct nub_config {
     uint64_t heap_size;           /* guest heap bytes [128 KiB] */
@@ -106,10 +144,23 @@ struct nub_config {
 
 /*
  * Fill `cfg` with the defaults above. The environment variable
- * NUB_BACKEND=kvm|emu|auto, when set, picks the default backend.
+ * NUB_BACKEND=kvm|emu|auto, when set, picks the default backend; any other
+ * value (or an empty one) makes creating a sandbox from this config fail
+ * with NUB_E_INVALID naming the value, unless the caller sets cfg->backend.
  * Sizes are rounded up to whole pages when the sandbox is created; each
  * size field above NUB_MAX_REGIONS_SIZE (abi.h, the top 2 GiB) is
  * NUB_E_LAYOUT with a message naming the field.
+ *
+ * Backend choice at creation: AUTO takes kvm when the kvm probe passes
+ * (nub_backend_available), else emu; that fallback is never silent: the
+ * sandbox keeps a warning ("running on emu, which is not an isolation
+ * boundary: <why kvm is not usable>") that is delivered, at
+ * NUB_LOG_LEVEL_WARN from NUB_LOG_SRC_HOST, to every log callback installed
+ * with nub_sandbox_set_log() (and, at creation, to the library's process
+ * default logger where one is configured), and readable with
+ * nub_sandbox_backend_note().
+ * An explicit NUB_BACKEND_KVM where the probe fails is NUB_E_NO_HYPERVISOR
+ * with the probe's reason, before any guest code runs.
  */
 void nub_config_default(struct nub_config *cfg);
 
@@ -177,6 +228,13 @@ uint64_t nub_sandbox_shared_mem_size(const nub_sandbox *sb);
 /* Backend actually used (never NUB_BACKEND_AUTO). */
 enum nub_backend nub_sandbox_backend(const nub_sandbox *sb);
 
+/*
+ * The warning kept when AUTO fell back to emu ("running on emu, which is
+ * not an isolation boundary: <reason>"), or NULL when there is none (kvm,
+ * or emu asked for explicitly). Valid for the life of the sandbox.
+ */
+const char *nub_sandbox_backend_note(const nub_sandbox *sb);
+
 /* Largest payload nub_call() accepts (the input buffer's capacity). */
 size_t nub_sandbox_max_input(const nub_sandbox *sb);
 
@@ -205,8 +263,13 @@ enum nub_log_source {
 typedef void (*nub_log_fn)(void *ctx, enum nub_log_source src, uint32_t level,
                            const char *msg, size_t len);
 
-/* Install (or with fn == NULL remove) the sandbox's log callback. Default:
- * none, nothing is logged. NUB_E_BUSY while a call holds the sandbox. */
+/*
+ * Install (or with fn == NULL remove) the sandbox's log callback. Default:
+ * none, nothing is logged. NUB_E_BUSY while a call holds the sandbox. When
+ * the sandbox has a backend note (AUTO fell back to emu), a newly installed
+ * callback receives it at once as a NUB_LOG_LEVEL_WARN line from
+ * NUB_LOG_SRC_HOST.
+ */
 nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx);
 
 /* raw != 0: the log callback gets guest text byte for byte, control

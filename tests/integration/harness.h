@@ -1,4 +1,4 @@
-/* Integration-test harness: run each test once per backend named in NUB_TEST_BACKENDS, locate guests, count resources. */
+/* Integration-test harness: run each test once per usable backend (or those in NUB_TEST_BACKENDS), locate guests, count resources. */
 #ifndef NUB_TEST_HARNESS_H
 #define NUB_TEST_HARNESS_H
 
@@ -36,12 +36,18 @@ static inline const char *nub_cli_path(void)
     return path;
 }
 
-/* Is `b` listed in NUB_TEST_BACKENDS (default "emu")? */
+/*
+ * Is `b` listed in NUB_TEST_BACKENDS ("emu,kvm")? Unset or empty: every
+ * backend is requested, and require_backend() keeps those the probe finds
+ * usable here (the others are skipped with the probe's reason).
+ */
 static inline int backend_requested(enum nub_backend b)
 {
     const char *list = getenv("NUB_TEST_BACKENDS");
     char buf[64];
-    snprintf(buf, sizeof buf, ",%s,", list && *list ? list : "emu");
+    if (list == NULL || *list == '\0')
+        return 1;
+    snprintf(buf, sizeof buf, ",%s,", list);
     char want[16];
     snprintf(want, sizeof want, ",%s,", nub_backend_name(b));
     return strstr(buf, want) != NULL;
@@ -50,7 +56,7 @@ static inline int backend_requested(enum nub_backend b)
 /* Skip (never pass) when the backend is not requested or not usable here. */
 static inline void require_backend(enum nub_backend b)
 {
-    char why[256] = "";
+    char why[NUB_BACKEND_REASON_MAX] = "";
     if (!backend_requested(b))
         cr_skip_test("backend %s not in NUB_TEST_BACKENDS", nub_backend_name(b));
     if (nub_backend_available(b, why, sizeof why) != NUB_OK)

@@ -51,6 +51,7 @@ if [ -n "$NUBKVM_BENCH" ]; then
     echo "NUBKVM-BENCH $(/bench/cancel kvm 20 2>/dev/null)"
     echo "NUBKVM-BENCH $(/bench/caps kvm 10000 200 2>/dev/null)"
     echo "NUBKVM-BENCH $(/bench/snapshot kvm 20 200 2>/dev/null)"
+    echo "NUBKVM-BENCH $(/bench/kvm_probe 50 2>/dev/null)"
 fi
 echo "NUBKVM-DONE"
 sync

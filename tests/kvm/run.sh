@@ -3,17 +3,17 @@
 #
 # Usage: tests/kvm/run.sh            (after `make`; run from anywhere)
 # Environment:
-#   NUB_KVM_TIMEOUT      seconds for the whole QEMU run [1080]
+#   NUB_KVM_TIMEOUT      seconds for the whole QEMU run [2400]
 #   NUB_KVM_JOBS         Criterion --jobs inside the VM [1]
 #   NUB_KVM_SMP          vCPUs of the QEMU machine [2]
 #   NUB_KVM_CASE_TIMEOUT Criterion --timeout per test case, seconds [240]
-#   NUB_KVM_TEST_TIMEOUT seconds per test binary before it is killed [300]
+#   NUB_KVM_TEST_TIMEOUT seconds per test binary before it is killed [900]
 #   NUB_KVM_ENV          "VAR=value ..." exported to the tests inside the VM (e.g. NUB_KVM_NO_SYNC_REGS=1)
 #   NUB_KVM_FILTER       Criterion --filter pattern (debugging) [none]
 #   NUB_KVM_DEBUG=N      every N seconds, print kernel backtraces of all CPUs and blocked tasks
 #   NUB_KVM_KERNEL_ARGS  kernel command line instead of "quiet" (e.g. loglevel=7)
 #   NUB_KVM_KERNEL=deb   use a kernel extracted from Debian's linux-image-amd64 even if /boot has one
-#   NUB_KVM_BENCH=1      also run build/bench/{call,cancel,caps,snapshot} on kvm inside the VM and print their
+#   NUB_KVM_BENCH=1      also run build/bench/{call,cancel,caps,snapshot,kvm_probe} on kvm inside the VM and print their
 #                        JSON (nested-emulation figures: only ratios mean anything)
 # Exit status 0 only when every integration test ran on kvm and passed, and the CLI call worked.
 # Prints "kvm: N passed, N failed" as its last line: passed = the sum of Criterion's Passing counts;
@@ -141,7 +141,7 @@ build_rootfs() {
     done
     if [ -n "${NUB_KVM_BENCH:-}" ]; then
         mkdir -p "$rootfs/bench"
-        for t in call cancel caps snapshot; do
+        for t in call cancel caps snapshot kvm_probe; do
             [ -x "$B/bench/$t" ] || die "build/bench/$t is missing: run make bench first"
             cp "$B/bench/$t" "$rootfs/bench/" && bins+=("$B/bench/$t")
         done
@@ -153,7 +153,7 @@ build_rootfs() {
     cat >"$rootfs/etc/nubkvm.env" <<EOF
 LD_LIBRARY_PATH=$dirs
 NUBKVM_JOBS=${NUB_KVM_JOBS:-1}
-NUBKVM_TEST_TIMEOUT=${NUB_KVM_TEST_TIMEOUT:-300}
+NUBKVM_TEST_TIMEOUT=${NUB_KVM_TEST_TIMEOUT:-900}
 NUBKVM_CASE_TIMEOUT=${NUB_KVM_CASE_TIMEOUT:-240}
 NUBKVM_EXTRA_ENV="${NUB_KVM_ENV:-}"
 NUBKVM_DEBUG=${NUB_KVM_DEBUG:-}
@@ -214,7 +214,7 @@ main() {
     say "initramfs $(du -h "$work/initrd.cpio" | cut -f1), booting QEMU (TCG, nested SVM)"
     local rc
     set +e
-    timeout -k 10 "${NUB_KVM_TIMEOUT:-1080}" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 1024 \
+    timeout -k 10 "${NUB_KVM_TIMEOUT:-2400}" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 1024 \
         -smp "${NUB_KVM_SMP:-2}" -nographic -no-reboot -kernel "$kernel" -initrd "$work/initrd.cpio" \
         -append "console=ttyS0 ${NUB_KVM_KERNEL_ARGS:-quiet} panic=-1 mitigations=off" </dev/null 2>&1 |
         sed -u -E 's/\x1b(\[[0-9;?]*[A-Za-z]|c)//g; s/\r//g' | tee "$log" | { grep --line-buffered -E '^NUBKVM-(KVM|BEGIN|END|NOTE|DONE)' |
