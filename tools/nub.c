@@ -17,19 +17,26 @@ struct run_opts {
     const char *backend;
     long fn_id;
     int verbose;
+    int metrics;           /* --metrics: print the sandbox's metrics after the call */
+    const char *core_dir;  /* --core-dump DIR */
+    const char *log_level; /* --log LEVEL */
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
-            "               [--backend auto|kvm|emu] [--verbose]\n"
+            "               [--backend auto|kvm|emu] [--verbose] [--metrics]\n"
+            "               [--core-dump DIR] [--log error|warn|info|debug|trace]\n"
             "       nub info\n"
             "       nub caps hash FILE...\n"
             "       nub caps put [--kernel NUBK.elf] [--backend auto|kvm|emu] FILE...\n"
             "\n"
             "run   create a sandbox from GUEST.elf, evolve it, call FN_ID with the input\n"
             "      and print the result: as text when it is printable, else as hex.\n"
+            "      --metrics prints the sandbox's metrics (Prometheus text) afterwards;\n"
+            "      --core-dump DIR writes a core file there if the guest faults, aborts\n"
+            "      or times out; --log LEVEL shows host and guest log lines up to LEVEL.\n"
             "info  print which backends are usable here, and why not.\n"
             "caps hash  print the cap hash of each FILE taken as a DATA cap, computed on\n"
             "      the host, as 'HASH  FILE' lines.\n"
@@ -123,11 +130,13 @@ static void print_result(const unsigned char *b, size_t n)
     putchar('\n');
 }
 
+/* ctx: the most verbose level shown (NULL: all). */
 static void log_to_stderr(void *ctx, enum nub_log_source src, uint32_t level, const char *msg, size_t len)
 {
     static const char *const names[] = {"off", "error", "warn", "info", "debug", "trace"};
     const char *who = src == NUB_LOG_SRC_GUEST ? "guest" : src == NUB_LOG_SRC_PRINT ? "guest console" : "nub";
-    (void)ctx;
+    if (ctx != NULL && level > *(const uint32_t *)ctx)
+        return;
     fprintf(stderr, "[%s %s] %.*s\n", who, level <= 5 ? names[level] : "?", (int)len, msg);
 }
 
@@ -173,6 +182,18 @@ static int fail(const char *what, nub_status rc, const struct nub_error *e)
     return 1;
 }
 
+static void print_metrics(const nub_sandbox *sb)
+{
+    struct nub_metrics m;
+    size_t len = 0;
+    nub_sandbox_metrics(sb, &m);
+    nub_metrics_format_prometheus(&m, NULL, 0, &len);
+    char *text = malloc(len + 1);
+    if (text != NULL && nub_metrics_format_prometheus(&m, text, len + 1, &len) == NUB_OK)
+        fputs(text, stdout);
+    free(text);
+}
+
 static int do_run(const struct run_opts *o)
 {
     struct nub_config cfg;
@@ -181,9 +202,22 @@ static int do_run(const struct run_opts *o)
     unsigned char *in = NULL, *out = NULL;
     size_t in_len = 0, out_len = 0;
     int status = 1;
+    static uint32_t log_level = NUB_LOG_LEVEL_TRACE;
     nub_config_default(&cfg);
     if (o->verbose)
         cfg.max_guest_log_level = NUB_LOG_LEVEL_TRACE;
+    if (o->log_level && nub_log_level_parse(o->log_level, &log_level) != NUB_OK) {
+        fprintf(stderr, "nub: unknown log level '%s' (error, warn, info, debug, trace)\n", o->log_level);
+        return 2;
+    }
+    if (o->log_level) {
+        cfg.max_guest_log_level = log_level;
+        nub_set_default_log(log_to_stderr, &log_level, log_level); /* creation-time lines too */
+    }
+    if (o->core_dir) {
+        cfg.guest_core_dump = 1;
+        cfg.core_dump_dir = o->core_dir;
+    }
     if (o->backend && parse_backend(o->backend, &cfg.backend) != 0) {
         fprintf(stderr, "nub: unknown backend '%s' (auto, kvm or emu)\n", o->backend);
         return 2;
@@ -195,7 +229,7 @@ static int do_run(const struct run_opts *o)
         status = fail("creating the sandbox", rc, &err);
         goto out;
     }
-    nub_sandbox_set_log(sb, log_to_stderr, NULL);
+    nub_sandbox_set_log(sb, log_to_stderr, o->log_level ? &log_level : NULL);
     if (o->verbose)
         fprintf(stderr, "nub: sandbox %llx on the %s backend\n",
                 (unsigned long long)nub_sandbox_id(sb), nub_backend_name(nub_sandbox_backend(sb)));
@@ -211,6 +245,8 @@ static int do_run(const struct run_opts *o)
     print_result(out, out_len);
     status = 0;
 out:
+    if (o->metrics && sb != NULL)
+        print_metrics(sb);
     nub_free(out);
     free(in);
     nub_sandbox_destroy(sb);
@@ -240,6 +276,13 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = 1;
             takes = 0;
+        } else if (strcmp(a, "--metrics") == 0) {
+            o->metrics = 1;
+            takes = 0;
+        } else if (strcmp(a, "--core-dump") == 0 && v) {
+            o->core_dir = v;
+        } else if (strcmp(a, "--log") == 0 && v) {
+            o->log_level = v;
         } else if (a[0] != '-' && o->guest == NULL) {
             o->guest = a;
             takes = 0;
