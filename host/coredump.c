@@ -176,7 +176,8 @@ static void fill_prstatus(const struct core *c, struct elf_prstatus *p)
 struct writer {
     int fd;
     uint64_t off;
-    int err; /* errno of the first failure */
+    int err;   /* errno of the first failure */
+    bool hole; /* off is past the file position: seek before the next write */
 };
 
 static void wr(struct writer *w, const void *p, size_t n)
@@ -194,6 +195,33 @@ static void wr(struct writer *w, const void *p, size_t n)
         n -= (size_t)k;
         w->off += (uint64_t)k;
     }
+}
+
+/* Segment bytes: whole zero pages become holes, so untouched guest memory costs no disk. */
+static void wr_sparse(struct writer *w, const uint8_t *p, uint64_t n)
+{
+    static const uint8_t zeros[NUB_PAGE_SIZE];
+    for (uint64_t off = 0; off < n && w->err == 0; off += NUB_PAGE_SIZE) {
+        size_t k = n - off < NUB_PAGE_SIZE ? (size_t)(n - off) : (size_t)NUB_PAGE_SIZE;
+        if (k == NUB_PAGE_SIZE && memcmp(p + off, zeros, k) == 0) {
+            w->off += k;
+            w->hole = true;
+            continue;
+        }
+        if (w->hole && lseek(w->fd, (off_t)w->off, SEEK_SET) < 0) {
+            w->err = errno;
+            return;
+        }
+        w->hole = false;
+        wr(w, p + off, k);
+    }
+}
+
+/* After a trailing hole the file must still reach its full size. */
+static void finish_sparse(struct writer *w)
+{
+    if (w->err == 0 && w->hole && ftruncate(w->fd, (off_t)w->off) != 0)
+        w->err = errno;
 }
 
 static void pad_to(struct writer *w, uint64_t off)
@@ -273,7 +301,7 @@ static void write_headers(struct writer *w, const struct core *c, uint64_t data_
 
 static nub_status write_core(struct core *c, int fd, char *why, size_t why_len)
 {
-    struct writer w = {fd, 0, 0};
+    struct writer w = {fd, 0, 0, false};
     struct notes n;
     uint64_t notes_off = sizeof(Elf64_Ehdr) + (c->nsegs + 1) * sizeof(Elf64_Phdr);
     uint64_t data_off = (notes_off + notes_size() + NUB_PAGE_SIZE - 1) & ~(NUB_PAGE_SIZE - 1);
@@ -281,7 +309,8 @@ static nub_status write_core(struct core *c, int fd, char *why, size_t why_len)
     write_notes(&w, c, &n);
     pad_to(&w, data_off);
     for (size_t i = 0; i < c->nsegs; i++)
-        wr(&w, c->segs[i].host, (size_t)c->segs[i].len);
+        wr_sparse(&w, c->segs[i].host, c->segs[i].len);
+    finish_sparse(&w);
     if (w.err != 0) {
         snprintf(why, why_len, "write failed: %s", strerror(w.err));
         return NUB_E_IO;
