@@ -89,7 +89,7 @@ $(B)/tests/unit/%: tests/unit/%.c $(LIBNUB_A)
 
 $(B)/tests/integration/%: tests/integration/%.c $(LIBNUB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -DNUB_GUEST_DIR_DEFAULT='"$(abspath $(B))/guests"' -MMD -MP $< -o $@ \
+	$(CC) $(TEST_CFLAGS) -DNUB_GUEST_DIR_DEFAULT='"$(abspath $(B))/guests"' -DNUB_SRC_DIR='"$(CURDIR)"' -MMD -MP $< -o $@ \
 	  $(LIBNUB_A) $(LDLIBS_TEST) $(LDLIBS_HOST)
 
 $(B)/bench/%: bench/%.c $(LIBNUB_A)

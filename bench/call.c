@@ -56,6 +56,46 @@ static struct bench_stats bench_echo(nub_sandbox *sb, size_t size, size_t iters,
     return bench_summarize(v, iters);
 }
 
+/*
+ * The cost of metrics on a 0-byte call: the same calls on a sandbox with
+ * metrics and on one created with disable_metrics, interleaved in rounds so
+ * that drift on a shared machine hits both alike. v needs 2 * iters slots.
+ */
+static void bench_metrics(nub_sandbox *on, nub_sandbox *off, size_t iters, double *v,
+                          struct bench_stats *with, struct bench_stats *without)
+{
+    const size_t rounds = 20, per = iters / rounds ? iters / rounds : 1;
+    size_t len, n = 0;
+    uint8_t out[16];
+    for (size_t r = 0; r < rounds; r++) {
+        for (int which = 0; which < 2; which++) {
+            nub_sandbox *sb = (r + (size_t)which) % 2 ? off : on;
+            double *dst = v + (sb == off ? rounds * per : 0) + r * per;
+            for (size_t i = 0; i < per; i++) {
+                double t0 = bench_now_ns();
+                nub_status rc = nub_call_into(sb, NUB_TG_FN_ECHO, NULL, 0, out, sizeof out, &len);
+                dst[i] = bench_now_ns() - t0;
+                if (rc != NUB_OK)
+                    die("echo (metrics)", rc, sb, NULL);
+            }
+        }
+        n += per;
+    }
+    *with = bench_summarize(v, n);
+    *without = bench_summarize(v + rounds * per, n);
+}
+
+/* Mean time of the two metrics hooks a successful call runs, called directly (counts into sb). */
+static double bench_metrics_hooks_ns(nub_sandbox *sb, size_t n)
+{
+    double t0 = bench_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        nub_metrics_call_begin(sb);
+        nub_metrics_call_end(sb, NUB_OK, 0, 0);
+    }
+    return (bench_now_ns() - t0) / (double)n;
+}
+
 /* Marginal cost of one host call: a call making `k` host calls minus one making none, over k. */
 static struct bench_stats bench_host_call(nub_sandbox *sb, size_t iters, double *v)
 {
@@ -106,13 +146,19 @@ int main(int argc, char **argv)
     nub_config_default(&cfg);
     bench_backend_arg(argc, argv, &cfg);
     size_t iters = argc > 2 ? (size_t)atol(argv[2]) : 20000;
-    double *v = calloc(iters > 100 ? iters : 100, sizeof *v);
+    double *v = calloc(2 * (iters > 100 ? iters : 100), sizeof *v);
     nub_sandbox *tg = make("testguest", &cfg), *bare = make("bare", &cfg);
+    struct nub_config nometrics = cfg;
+    nometrics.disable_metrics = 1;
+    nub_sandbox *tg_nm = make("testguest", &nometrics);
     fprintf(stderr, "bench/call: %s backend, %zu iterations\n", nub_backend_name(nub_sandbox_backend(tg)), iters);
     struct bench_stats bare_s = bench_bare(bare, iters, v);
     struct bench_stats e0 = bench_echo(tg, 0, iters, v);
     struct bench_stats e4k = bench_echo(tg, 4096, iters, v);
     struct bench_stats hc = bench_host_call(tg, iters / 4 ? iters / 4 : 1, v);
+    struct bench_stats m_on, m_off;
+    bench_metrics(tg, tg_nm, iters, v, &m_on, &m_off);
+    double hooks_ns = bench_metrics_hooks_ns(tg, 1000000);
     double create_us = bench_create_us(&cfg, 50, v);
     printf("{\"backend\": \"%s\", \"iterations\": %zu, "
            "\"bare_ns\": {\"p50\": %.0f, \"p99\": %.0f}, "
@@ -120,11 +166,16 @@ int main(int argc, char **argv)
            "\"call_4k_ns\": {\"p50\": %.0f, \"p99\": %.0f}, "
            "\"host_call_ns\": {\"p50\": %.0f, \"p99\": %.0f}, "
            "\"create_us\": %.1f, \"ratio_call_bare\": %.3f, \"ratio_call_4k_bare\": %.3f, "
-           "\"ratio_hostcall_bare\": %.3f}\n",
+           "\"ratio_hostcall_bare\": %.3f, "
+           "\"metrics_call_ns\": {\"p50\": %.0f, \"p99\": %.0f}, "
+           "\"nometrics_call_ns\": {\"p50\": %.0f, \"p99\": %.0f}, \"ratio_metrics_cost\": %.4f, "
+           "\"metrics_hooks_ns\": %.1f, \"metrics_hooks_share_of_call\": %.4f}\n",
            nub_backend_name(nub_sandbox_backend(tg)), iters, bare_s.p50, bare_s.p99, e0.p50, e0.p99,
            e4k.p50, e4k.p99, hc.p50, hc.p99, create_us, e0.p50 / bare_s.p50, e4k.p50 / bare_s.p50,
-           hc.p50 / bare_s.p50);
+           hc.p50 / bare_s.p50, m_on.p50, m_on.p99, m_off.p50, m_off.p99, m_on.p50 / m_off.p50,
+           hooks_ns, hooks_ns / m_off.p50);
     nub_sandbox_destroy(tg);
+    nub_sandbox_destroy(tg_nm);
     nub_sandbox_destroy(bare);
     free(v);
     return 0;

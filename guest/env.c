@@ -20,7 +20,11 @@ uint64_t nub_page_size(void)
 
 uint32_t nub_max_log_level(void)
 {
-    return nub_rt.max_log_level;
+    /* The host rewrites this word whenever its level changes; RCX at boot is only the first value. */
+    const volatile uint32_t *live =
+        (const volatile uint32_t *)(uintptr_t)(NUB_SCRATCH_TOP_GVA + NUB_PAGE_SIZE - NUB_SCRATCH_TOP_LOG_LEVEL_OFFSET);
+    uint32_t level = *live;
+    return level > NUB_LOG_LEVEL_TRACE ? NUB_LOG_LEVEL_TRACE : level;
 }
 
 const uint8_t *nub_init_data(size_t *len)

@@ -11,7 +11,7 @@
 int nub_log_enabled(uint32_t level)
 {
     return level >= NUB_LOG_LEVEL_ERROR && level <= NUB_LOG_LEVEL_TRACE &&
-           level <= nub_rt.max_log_level;
+           level <= nub_max_log_level();
 }
 
 static uint64_t output_sp(void)

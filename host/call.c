@@ -22,20 +22,6 @@ static struct nub_scratch_top *scratch_top(nub_sandbox *sb)
     return (struct nub_scratch_top *)(sb->scratch + sb->lay.top_off);
 }
 
-void nub_log_host(const nub_sandbox *sb, uint32_t level, const char *fmt, ...)
-{
-    char line[512];
-    if (sb->log_fn == NULL)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sb->log_fn(sb->log_ctx, NUB_LOG_SRC_HOST, level, line,
-                   (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 static nub_status protocol(nub_sandbox *sb, const char *what, int wire_err)
 {
     return nub_err_set(&sb->last, NUB_E_PROTOCOL, "guest protocol violation: %s%s%s", what,
@@ -50,11 +36,11 @@ static nub_status service_log(nub_sandbox *sb)
     int rc = nub_wire_peek_kind(output_buf(sb), sb->lay.output_size, NUB_MSG_LOG, &m);
     if (rc != NUB_WIRE_OK)
         return protocol(sb, "bad log message on the output buffer", rc);
-    if (sb->log_fn != NULL && m.id != NUB_LOG_LEVEL_OFF && m.id <= sb->max_log_level) {
+    if (m.id != NUB_LOG_LEVEL_OFF && m.id <= __atomic_load_n(&sb->max_log_level, __ATOMIC_RELAXED)) {
         char *text = (char *)(uintptr_t)m.payload; /* inside the output buffer, dropped below */
         if (!sb->log_raw)
             nub_text_sanitize(text, (size_t)m.payload_len);
-        sb->log_fn(sb->log_ctx, NUB_LOG_SRC_GUEST, m.id, text, (size_t)m.payload_len);
+        nub_log_emit(sb, NUB_LOG_SRC_GUEST, m.id, text, (size_t)m.payload_len);
     }
     nub_wire_drop(output_buf(sb), sb->lay.output_size);
     return NUB_OK;
@@ -62,10 +48,10 @@ static nub_status service_log(nub_sandbox *sb)
 
 static void flush_print(nub_sandbox *sb)
 {
-    if (sb->print_len != 0 && sb->log_fn != NULL) {
+    if (sb->print_len != 0) {
         if (!sb->log_raw)
             nub_text_sanitize(sb->print_buf, sb->print_len);
-        sb->log_fn(sb->log_ctx, NUB_LOG_SRC_PRINT, NUB_LOG_LEVEL_INFO, sb->print_buf, sb->print_len);
+        nub_log_emit(sb, NUB_LOG_SRC_PRINT, NUB_LOG_LEVEL_INFO, sb->print_buf, sb->print_len);
     }
     sb->print_len = 0;
 }
@@ -129,7 +115,9 @@ static nub_status service_call(nub_sandbox *sb)
     int rc = nub_wire_peek_kind(output_buf(sb), sb->lay.output_size, NUB_MSG_REQUEST, &req);
     if (rc != NUB_WIRE_OK)
         return protocol(sb, "bad host-call request on the output buffer", rc);
-    nub_status st = reply_host_call(sb, nub_host_fn_find(&sb->host_fns, req.id), &req);
+    const struct nub_host_fn_entry *e = nub_host_fn_find(&sb->host_fns, req.id);
+    nub_metrics_host_call(sb, e ? (int)(e - sb->host_fns.e) : -1);
+    nub_status st = reply_host_call(sb, e, &req);
     nub_wire_drop(output_buf(sb), sb->lay.output_size);
     return st;
 }
@@ -293,6 +281,7 @@ static nub_status run_once(nub_sandbox *sb, uint64_t rip, bool call)
     nub_watchdog_disarm(sb);
     flush_print(sb);
     if (rc != NUB_OK) {
+        nub_core_dump_on_failure(sb, rc);
         scrub(sb);
         if (poisons(rc))
             nub_state_poison(sb);
@@ -378,14 +367,20 @@ static nub_status call_claimed(nub_sandbox *sb, uint32_t fn_id, const void *in, 
                                struct nub_wire_msg *msg)
 {
     nub_err_clear(&sb->last);
+    nub_metrics_call_begin(sb);
     nub_status rc = call_start(sb, fn_id, in, in_len);
-    return rc == NUB_OK ? take_response(sb, msg) : rc;
+    if (rc == NUB_OK)
+        rc = take_response(sb, msg);
+    if (rc != NUB_OK)
+        nub_metrics_call_end(sb, rc, in_len, 0);
+    return rc;
 }
 
-/* Drop the response a successful call_claimed() left. */
-static void drop_response(nub_sandbox *sb)
+/* Drop the response a successful call_claimed() left; count the call (rc: its outcome). */
+static void drop_response(nub_sandbox *sb, nub_status rc, size_t in_len, uint64_t out_len)
 {
     nub_wire_drop(output_buf(sb), sb->lay.output_size);
+    nub_metrics_call_end(sb, rc, in_len, out_len);
 }
 
 /* nub_call's work inside the claim. */
@@ -406,7 +401,7 @@ static nub_status call_alloc_claimed(nub_sandbox *sb, uint32_t fn_id, const void
     }
     if (rc == NUB_OK)
         *out_len = (size_t)msg.payload_len;
-    drop_response(sb);
+    drop_response(sb, rc, in_len, msg.payload_len);
     return rc;
 }
 
@@ -439,7 +434,7 @@ nub_status nub_call_into_claimed(nub_sandbox *sb, uint32_t fn_id, const void *in
                          (unsigned long long)msg.payload_len, out_cap);
     else if (msg.payload_len != 0)
         memcpy(out, msg.payload, (size_t)msg.payload_len);
-    drop_response(sb);
+    drop_response(sb, rc, in_len, msg.payload_len);
     return rc;
 }
 

@@ -35,6 +35,8 @@ void nub_config_default(struct nub_config *cfg)
     cfg->backend = backend_from_env();
     cfg->max_guest_log_level = NUB_LOG_LEVEL_ERROR;
     cfg->call_timeout_ms = 0;
+    const char *core = getenv("NUB_CORE_DUMP");
+    cfg->guest_core_dump = core != NULL && strcmp(core, "1") == 0;
 }
 
 const char *nub_backend_name(enum nub_backend backend)

@@ -21,6 +21,7 @@ static nub_status add_claimed(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn, v
         return nub_err_set(&sb->last, NUB_E_EXISTS, "host function %u is already registered", fn_id);
     if (t->n == NUB_MAX_HOST_FNS)
         return nub_err_set(&sb->last, NUB_E_TOO_LARGE, "at most %d host functions", NUB_MAX_HOST_FNS);
+    nub_metrics_host_fn_registered(sb, (int)t->n, fn_id);
     t->e[t->n++] = (struct nub_host_fn_entry){fn_id, fn, ctx};
     return NUB_OK;
 }

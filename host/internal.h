@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "hv/hv.h"
+#include "obs.h"
 #include "nub/abi.h"
 #include "nub/cdir.h"
 #include "nub/nub.h"
@@ -357,6 +358,7 @@ struct nub_sandbox {
     _Atomic uint64_t calls;
     struct nub_cache_reader cache;
     struct nub_test_hooks test; /* testing.h; all NULL outside tests */
+    struct nub_obs obs;         /* metrics and crash dumps (obs.h) */
 };
 
 /* nub_call_into inside a claim the caller holds (NUB_CLAIM_READY); the

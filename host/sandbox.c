@@ -46,6 +46,7 @@ void nub_sandbox_destroy(nub_sandbox *sb)
         return;
     nub_watchdog_stop(sb);
     nub_state_detach(sb); /* interrupts through handles are no-ops from here on */
+    nub_obs_fini(sb);
     nub_sandbox_free(sb);
 }
 
@@ -81,11 +82,7 @@ nub_status nub_sandbox_set_max_guest_log_level(nub_sandbox *sb, uint32_t level)
         return NUB_E_INVALID;
     if (level > NUB_LOG_LEVEL_TRACE)
         return nub_state_reject(sb, NUB_E_INVALID, "log level %u is above NUB_LOG_LEVEL_TRACE", level);
-    nub_status rc = nub_state_claim(sb, NUB_CLAIM_ANY);
-    if (rc != NUB_OK)
-        return rc;
-    sb->max_log_level = level;
-    nub_state_release(sb);
+    nub_log_publish_level(sb, level); /* atomic stores: no claim, so it works while a call runs */
     return NUB_OK;
 }
 

@@ -10,6 +10,7 @@
 
 #include "checked.h"
 #include "internal.h"
+#include "obs.h"
 #include "nub/hash.h"
 #include "nub/wire.h"
 
@@ -499,6 +500,7 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
     sb->nsegs = snap->nsegs;
     memcpy(sb->segs, snap->segs, sizeof sb->segs);
     sb->counter.slot = &((struct nub_scratch_top *)(sb->scratch + sb->lay.top_off))->guest_counter;
+    nub_obs_init(sb, snap->cr3);
     /* The emu fallback warning: to the process default logger where there is one (no
      * callback can be installed yet); nub_sandbox_set_log() hands it to the callback. */
     if (sb->backend_note[0] != '\0')
@@ -639,7 +641,9 @@ nub_status nub_sandbox_restore(nub_sandbox *sb, nub_snapshot *snap)
         goto out;
     }
     nub_state_restore_to(sb, snap->evolved);
-    sb->max_log_level = sb->log_level_fixed ? sb->cfg.max_guest_log_level : snap->max_log_level;
+    /* the scratch top page came back from the snapshot: publish the level again */
+    nub_log_publish_level(sb, sb->log_level_fixed ? sb->cfg.max_guest_log_level : snap->max_log_level);
+    nub_metrics_count_restore(sb);
     sb->entry_gva = snap->entry_gva;
     sb->nsegs = snap->nsegs;
     memcpy(sb->segs, snap->segs, sizeof sb->segs);

@@ -4,7 +4,7 @@ set -euo pipefail
 
 pkgs=(gcc make libc6-dev pkg-config libunicorn-dev)
 if [ "${1:-}" = "test" ]; then
-    pkgs+=(libcriterion-dev libsodium-dev b3sum qemu-system-x86 busybox-static cpio xz-utils)
+    pkgs+=(libcriterion-dev libsodium-dev b3sum qemu-system-x86 busybox-static cpio xz-utils gdb python3 python3-prometheus-client prometheus)
     pkgs+=(clang libclang-rt-14-dev libcapstone-dev) # fuzz targets (tests/fuzz, docs/fuzzing.md)
 fi
 

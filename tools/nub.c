@@ -21,13 +21,17 @@ struct run_opts {
     long fn_id;
     int verbose;
     int quiet;
+    int metrics;           /* --metrics: print the sandbox's metrics after the call */
+    const char *core_dir;  /* --core-dump DIR */
+    const char *log_level; /* --log LEVEL */
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
-            "               [--backend auto|kvm|emu] [--verbose] [--quiet]\n"
+            "               [--backend auto|kvm|emu] [--verbose] [--quiet] [--metrics]\n"
+            "               [--core-dump DIR] [--log error|warn|info|debug|trace]\n"
             "       nub run --snapshot FILE --call FN_ID [input as above] [--backend ...]\n"
             "       nub snapshot GUEST.elf -o FILE [--evolve] [--call FN_ID [input as above]]...\n"
             "                    [--backend auto|kvm|emu]\n"
@@ -39,6 +43,9 @@ static void usage(FILE *f)
             "run   create a sandbox from GUEST.elf, evolve it, call FN_ID with the input\n"
             "      and print the result: as text when it is printable, else as hex.\n"
             "      With --snapshot, start from a snapshot file (evolving it if it is pre-init).\n"
+            "      --metrics prints the sandbox's metrics (Prometheus text) afterwards;\n"
+            "      --core-dump DIR writes a core file there if the guest faults, aborts\n"
+            "      or times out; --log LEVEL shows host and guest log lines up to LEVEL.\n"
             "snapshot  build GUEST.elf's image and save it to FILE; --evolve runs init first\n"
             "      and saves the evolved sandbox, each --call (implies --evolve) runs a set-up\n"
             "      call before the capture. Prints the snapshot's hash.\n"
@@ -142,17 +149,27 @@ static void print_result(const unsigned char *b, size_t n)
     putchar('\n');
 }
 
-/* Log callback; ctx points to an int that is non-zero under --quiet (host warnings dropped). */
+/* What the CLI's log callback shows: --quiet drops the library's warnings (the
+ * emu notice), --log LEVEL sets the most verbose level shown (has_max). */
+struct log_filter {
+    int quiet;
+    int has_max;
+    uint32_t max;
+};
+
 static void log_to_stderr(void *ctx, enum nub_log_source src, uint32_t level, const char *msg, size_t len)
 {
     static const char *const names[] = {"off", "error", "warn", "info", "debug", "trace"};
-    const int *quiet = ctx;
+    const struct log_filter *lf = ctx;
     if (src == NUB_LOG_SRC_HOST) { /* the library's own lines, e.g. the emu fallback notice */
-        if (quiet == NULL || !*quiet || level <= NUB_LOG_LEVEL_ERROR)
+        if (level <= NUB_LOG_LEVEL_ERROR ||
+            (!lf->quiet && (lf->has_max ? level <= lf->max : level <= NUB_LOG_LEVEL_WARN)))
             fprintf(stderr, "nub: %.*s\n", (int)len, msg);
         return;
     }
     const char *who = src == NUB_LOG_SRC_GUEST ? "guest" : "guest console";
+    if (lf->has_max && level > lf->max)
+        return;
     fprintf(stderr, "[%s %s] %.*s\n", who, level <= 5 ? names[level] : "?", (int)len, msg);
 }
 
@@ -210,6 +227,18 @@ static nub_status sandbox_from_file(const char *path, const struct nub_config *c
     return rc;
 }
 
+static void print_metrics(const nub_sandbox *sb)
+{
+    struct nub_metrics m;
+    size_t len = 0;
+    nub_sandbox_metrics(sb, &m);
+    nub_metrics_format_prometheus(&m, NULL, 0, &len);
+    char *text = malloc(len + 1);
+    if (text != NULL && nub_metrics_format_prometheus(&m, text, len + 1, &len) == NUB_OK)
+        fputs(text, stdout);
+    free(text);
+}
+
 static int do_run(struct run_opts *o)
 {
     struct nub_config cfg;
@@ -218,9 +247,24 @@ static int do_run(struct run_opts *o)
     unsigned char *in = NULL, *out = NULL;
     size_t in_len = 0, out_len = 0;
     int status = 1;
+    static uint32_t log_level = NUB_LOG_LEVEL_TRACE;
+    static struct log_filter lf;
     nub_config_default(&cfg);
     if (o->verbose)
         cfg.max_guest_log_level = NUB_LOG_LEVEL_TRACE;
+    if (o->log_level && nub_log_level_parse(o->log_level, &log_level) != NUB_OK) {
+        fprintf(stderr, "nub: unknown log level '%s' (error, warn, info, debug, trace)\n", o->log_level);
+        return 2;
+    }
+    lf = (struct log_filter){o->quiet, o->log_level != NULL, log_level};
+    if (o->log_level) {
+        cfg.max_guest_log_level = log_level;
+        nub_set_default_log(log_to_stderr, &lf, log_level); /* creation-time lines too */
+    }
+    if (o->core_dir) {
+        cfg.guest_core_dump = 1;
+        cfg.core_dump_dir = o->core_dir;
+    }
     if (o->backend && parse_backend(o->backend, &cfg.backend) != 0) {
         fprintf(stderr, "nub: unknown backend '%s' (auto, kvm or emu)\n", o->backend);
         return 2;
@@ -233,7 +277,7 @@ static int do_run(struct run_opts *o)
         status = fail("creating the sandbox", rc, &err);
         goto out;
     }
-    nub_sandbox_set_log(sb, log_to_stderr, (void *)&o->quiet);
+    nub_sandbox_set_log(sb, log_to_stderr, &lf);
     if (o->verbose)
         fprintf(stderr, "nub: sandbox %llx on the %s backend\n",
                 (unsigned long long)nub_sandbox_id(sb), nub_backend_name(nub_sandbox_backend(sb)));
@@ -254,6 +298,8 @@ static int do_run(struct run_opts *o)
     print_result(out, out_len);
     status = 0;
 out:
+    if (o->metrics && sb != NULL)
+        print_metrics(sb);
     nub_free(out);
     free(in);
     nub_sandbox_destroy(sb);
@@ -288,6 +334,13 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
             takes = 0;
+        } else if (strcmp(a, "--metrics") == 0) {
+            o->metrics = 1;
+            takes = 0;
+        } else if (strcmp(a, "--core-dump") == 0 && v) {
+            o->core_dir = v;
+        } else if (strcmp(a, "--log") == 0 && v) {
+            o->log_level = v;
         } else if (a[0] != '-' && o->guest == NULL) {
             o->guest = a;
             takes = 0;

@@ -667,6 +667,37 @@ static nub_status emu_set_cpu(struct nub_hv *hv, const struct nub_hv_cpu *cpu)
     return NUB_OK;
 }
 
+/* FXSAVE image of Unicorn's x87/SSE registers (abridged tag word: 1 = valid). */
+static nub_status emu_get_fpu(struct nub_hv *hv, struct nub_hv_fpu *fpu)
+{
+    uint16_t fcw = 0, fsw = 0, ftag = 0xffff;
+    uint32_t mxcsr = 0;
+    uint8_t *f = fpu->fxsave;
+    memset(f, 0, sizeof fpu->fxsave);
+    if (uc_reg_read(hv->uc, UC_X86_REG_FPCW, &fcw) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_FPSW, &fsw) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_FPTAG, &ftag) != UC_ERR_OK ||
+        uc_reg_read(hv->uc, UC_X86_REG_MXCSR, &mxcsr) != UC_ERR_OK)
+        return NUB_E_BACKEND;
+    uint8_t ftw = 0;
+    for (int i = 0; i < 8; i++)
+        ftw |= (uint8_t)((((ftag >> (2 * i)) & 3u) != 3u) << i);
+    memcpy(f, &fcw, 2);
+    memcpy(f + 2, &fsw, 2);
+    f[4] = ftw;
+    memcpy(f + 24, &mxcsr, 4);
+    for (int i = 0; i < 8; i++) {
+        uint8_t st[16] = {0};
+        if (uc_reg_read(hv->uc, UC_X86_REG_ST0 + i, st) != UC_ERR_OK)
+            return NUB_E_BACKEND;
+        memcpy(f + 32 + 16 * i, st, 10);
+    }
+    for (int i = 0; i < 16; i++)
+        if (uc_reg_read(hv->uc, UC_X86_REG_XMM0 + i, f + 160 + 16 * i) != UC_ERR_OK)
+            return NUB_E_BACKEND;
+    return NUB_OK;
+}
+
 /* ---- create: memory ------------------------------------------------------ */
 
 struct emu_mem {
@@ -1004,6 +1035,7 @@ static const struct nub_hv_ops emu_ops = {
     .get_regs = emu_get_regs,
     .get_cpu = emu_get_cpu,
     .set_cpu = emu_set_cpu,
+    .get_fpu = emu_get_fpu,
     .run = emu_run_checked,
     .interrupt = emu_interrupt,
     .clear_interrupt = emu_clear_interrupt,

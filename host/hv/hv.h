@@ -75,6 +75,11 @@ struct nub_hv_cpu {
     uint16_t reserved;
 };
 
+/* x87/SSE state in the FXSAVE layout (Intel SDM vol. 1, 10.5.1), as an ELF NT_FPREGSET wants it. */
+struct nub_hv_fpu {
+    uint8_t fxsave[512];
+};
+
 /* One guest-physical region backed by host memory the caller owns. */
 struct nub_hv_region {
     uint64_t gpa;
@@ -116,6 +121,8 @@ struct nub_hv_ops {
      * NUB_E_BACKEND when the backend refuses it. */
     nub_status (*get_cpu)(struct nub_hv *hv, struct nub_hv_cpu *cpu);
     nub_status (*set_cpu)(struct nub_hv *hv, const struct nub_hv_cpu *cpu);
+    /* The vCPU's x87/SSE state (for crash dumps); NUB_E_BACKEND on failure. */
+    nub_status (*get_fpu)(struct nub_hv *hv, struct nub_hv_fpu *fpu);
     /*
      * Run until the next exit. After an IO_OUT exit, run() again resumes at
      * the instruction after the OUT. Returns NUB_OK with *exit filled, or

@@ -429,6 +429,26 @@ static nub_status kvm_set_cpu(struct nub_hv *hv, const struct nub_hv_cpu *cpu)
     return NUB_OK;
 }
 
+/* KVM_GET_FPU rearranged into the FXSAVE layout. */
+static nub_status kvm_get_fpu(struct nub_hv *hv, struct nub_hv_fpu *fpu)
+{
+    struct kvm_fpu k;
+    if (ioctl(hv->vcpu_fd, KVM_GET_FPU, &k) != 0)
+        return NUB_E_BACKEND;
+    uint8_t *f = fpu->fxsave;
+    memset(f, 0, sizeof fpu->fxsave);
+    memcpy(f, &k.fcw, 2);
+    memcpy(f + 2, &k.fsw, 2);
+    f[4] = k.ftwx;
+    memcpy(f + 6, &k.last_opcode, 2);
+    memcpy(f + 8, &k.last_ip, 8);
+    memcpy(f + 16, &k.last_dp, 8);
+    memcpy(f + 24, &k.mxcsr, 4);
+    memcpy(f + 32, k.fpr, sizeof k.fpr);
+    memcpy(f + 160, k.xmm, sizeof k.xmm);
+    return NUB_OK;
+}
+
 /* exit->rip from the registers (0 when they cannot be read). */
 static void exit_rip(struct nub_hv *hv, struct nub_hv_exit *x)
 {
@@ -701,6 +721,7 @@ static const struct nub_hv_ops kvm_ops = {
     .get_regs = kvm_get_regs,
     .get_cpu = kvm_get_cpu,
     .set_cpu = kvm_set_cpu,
+    .get_fpu = kvm_get_fpu,
     .run = kvm_run,
     .interrupt = kvm_interrupt,
     .clear_interrupt = kvm_clear_interrupt,

@@ -160,6 +160,11 @@ _Static_assert(offsetof(struct nub_abort_record, msg) == 56, "abort.msg");
  * of scratch: counter GVA = NUB_MAX_GVA + 1 - this. */
 #define NUB_SCRATCH_TOP_GUEST_COUNTER_OFFSET 0x10ull
 
+/* Offset, counted down from the top of scratch, of the host-written u32 max
+ * guest log level (NUB_LOG_LEVEL_*): the guest reads it before each log
+ * message, so nub_sandbox_set_max_guest_log_level() applies at once. */
+#define NUB_SCRATCH_TOP_LOG_LEVEL_OFFSET 0x08ull
+
 #define NUB_SCRATCH_TOP_MAGIC 0x504f544843524353ull /* "SCRCHTOP" */
 
 /* The top page of scratch, at NUB_SCRATCH_TOP_GVA. */
@@ -169,13 +174,17 @@ struct nub_scratch_top {
     struct nub_abort_record abort_rec;  /* filled by the guest before OUT ABORT */
     uint8_t reserved[4096 - 16 - sizeof(struct nub_abort_record) - 16];
     uint64_t guest_counter;             /* written by the host only */
-    uint64_t reserved_tail;
+    uint32_t max_log_level;             /* written by the host only (NUB_LOG_LEVEL_*) */
+    uint32_t reserved_tail;
 };
 _Static_assert(sizeof(struct nub_scratch_top) == NUB_PAGE_SIZE, "scratch top is one page");
 _Static_assert(offsetof(struct nub_scratch_top, abort_rec) == 16, "scratch_top.abort_rec");
 _Static_assert(offsetof(struct nub_scratch_top, guest_counter) ==
                    NUB_PAGE_SIZE - NUB_SCRATCH_TOP_GUEST_COUNTER_OFFSET,
                "guest counter at its fixed offset from the top of scratch");
+_Static_assert(offsetof(struct nub_scratch_top, max_log_level) ==
+                   NUB_PAGE_SIZE - NUB_SCRATCH_TOP_LOG_LEVEL_OFFSET,
+               "max guest log level at its fixed offset from the top of scratch");
 
 /* ---- Wire format (DESIGN.md section 5) --------------------------------------
  * Each I/O buffer is a stack: its first 8 bytes hold the stack pointer (the

@@ -264,7 +264,8 @@ const struct nub_peb *nub_peb(void);
 uint64_t nub_seed(void);
 /* The page size passed by the host at boot (RDX). */
 uint64_t nub_page_size(void);
-/* The maximum guest log level passed by the host at boot (RCX). */
+/* The host's current maximum guest log level (first passed at boot in RCX,
+ * then read from the scratch top page, which the host updates at any time). */
 uint32_t nub_max_log_level(void);
 /* Init data: returns its address and stores its size in *len (may be NULL);
  * NULL and 0 when the sandbox has none. Writable only if the host mapped it so. */

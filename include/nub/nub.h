@@ -34,13 +34,16 @@ extern "C" {
  * Every function returns a nub_status: NUB_OK (0) or a negative NUB_E_*
  * code. Failures on a sandbox also leave a detail record readable with
  * nub_sandbox_last_error(). The library never exits, aborts or prints on
- * its own; it keeps no global mutable state, so any number of sandboxes
+ * its own (it writes to stderr only through the logger $NUB_LOG asks
+ * for); its only process-wide state is the kvm probe's cache, the metrics
+ * totals and the default logger (nub/observe.h), so any number of sandboxes
  * live in one process and distinct sandboxes may be used from different
  * threads at the same time. One sandbox is used by one thread at a time:
  * every operation claims it first, and a second thread meanwhile gets
  * NUB_E_BUSY without disturbing the first. The exceptions are
- * nub_interrupt() and interrupt handles, and the guest counter's
- * functions, which any thread may call (docs/errors.md, "Threads").
+ * nub_interrupt() and interrupt handles, the guest counter's functions,
+ * nub_sandbox_set_max_guest_log_level() and nub_sandbox_metrics(), which
+ * any thread may call (docs/errors.md, "Threads").
  */
 
 typedef int nub_status;
@@ -140,6 +143,11 @@ struct nub_config {
     enum nub_backend backend;     /* [NUB_BACKEND_AUTO, or $NUB_BACKEND] */
     uint32_t max_guest_log_level; /* NUB_LOG_LEVEL_* (abi.h) [ERROR] */
     uint32_t call_timeout_ms;     /* 0 = no timeout [0] */
+    int guest_core_dump;          /* 1 = write a core file when a run faults, aborts or times out
+                                   * (nub/observe.h) [0, or 1 with $NUB_CORE_DUMP=1] */
+    const char *core_dump_dir;    /* where those go; copied at creation [NULL: $NUB_CORE_DUMP_DIR,
+                                   * else $TMPDIR, else /tmp] */
+    int disable_metrics;          /* 1 = this sandbox counts no metrics (nub/observe.h) [0] */
 };
 
 /*
@@ -239,7 +247,10 @@ const char *nub_sandbox_backend_note(const nub_sandbox *sb);
 size_t nub_sandbox_max_input(const nub_sandbox *sb);
 
 /* Set the most verbose guest log level forwarded (NUB_LOG_LEVEL_*). Any
- * state; NUB_E_BUSY while another thread's call holds the sandbox. */
+ * state, from any thread, also while a call runs (it claims nothing): the
+ * guest reads the level the host writes into its scratch top page before
+ * each message, and the host filters by it too, so it applies from the
+ * next message. */
 nub_status nub_sandbox_set_max_guest_log_level(nub_sandbox *sb, uint32_t level);
 
 /* ---- Logging ----------------------------------------------------------- */
@@ -265,10 +276,11 @@ typedef void (*nub_log_fn)(void *ctx, enum nub_log_source src, uint32_t level,
 
 /*
  * Install (or with fn == NULL remove) the sandbox's log callback. Default:
- * none, nothing is logged. NUB_E_BUSY while a call holds the sandbox. When
- * the sandbox has a backend note (AUTO fell back to emu), a newly installed
- * callback receives it at once as a NUB_LOG_LEVEL_WARN line from
- * NUB_LOG_SRC_HOST.
+ * none, so lines go to the process default logger (nub_set_default_log()
+ * in nub/observe.h, or $NUB_LOG), which is off unless installed.
+ * NUB_E_BUSY while a call holds the sandbox. When the sandbox has a backend
+ * note (AUTO fell back to emu), a newly installed callback receives it at
+ * once as a NUB_LOG_LEVEL_WARN line from NUB_LOG_SRC_HOST.
  */
 nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx);
 
@@ -656,5 +668,7 @@ uint64_t nub_sandbox_call_count(const nub_sandbox *sb);
 #ifdef __cplusplus
 }
 #endif
+
+#include "nub/observe.h"
 
 #endif /* NUB_NUB_H */

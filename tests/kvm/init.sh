@@ -10,6 +10,8 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs shm /dev/shm
 . /etc/nubkvm.env
 export HOME=/tmp TMPDIR=/tmp LD_LIBRARY_PATH NUB_TEST_BACKENDS=kvm NUB_GUEST_DIR=/guests
+# No gdb in here: test_observe leaves its core files there, and they go to the host after the tests.
+export NUB_TEST_CORE_EXPORT=/tmp/cores
 [ -n "$NUBKVM_EXTRA_ENV" ] && export $NUBKVM_EXTRA_ENV
 
 echo
@@ -52,6 +54,12 @@ if [ -n "$NUBKVM_BENCH" ]; then
     echo "NUBKVM-BENCH $(/bench/caps kvm 10000 200 2>/dev/null)"
     echo "NUBKVM-BENCH $(/bench/snapshot kvm 20 200 2>/dev/null)"
     echo "NUBKVM-BENCH $(/bench/kvm_probe 50 2>/dev/null)"
+fi
+if [ -d /tmp/cores ]; then
+    # Core files for the host's gdb (tests/kvm/run.sh check_cores): a gzipped tar, base64 on the console.
+    echo "NUBKVM-CORES-BEGIN"
+    tar -c -C /tmp/cores . | gzip -c | base64
+    echo "NUBKVM-CORES-END"
 fi
 echo "NUBKVM-DONE"
 sync

@@ -199,6 +199,32 @@ check_cli() {
     fi
 }
 
+# The core files test_observe wrote inside the VM (no gdb there): gdb on the host must name each
+# one's faulting function and reach the dispatcher (tests/integration/gdb_core.sh).
+check_cores() {
+    local dir=$work/cores core n=0 bad=0
+    rm -rf "$dir" && mkdir -p "$dir"
+    if ! grep -q '^NUBKVM-CORES-BEGIN$' "$log" && [ -n "${NUB_KVM_FILTER:-}" ]; then return; fi
+    if ! sed -n '/^NUBKVM-CORES-BEGIN$/,/^NUBKVM-CORES-END$/p' "$log" | sed '1d;$d' | base64 -d 2>/dev/null |
+        tar -xz -C "$dir" 2>/dev/null; then
+        say "no core files came back from the VM"; failed=$((failed + 1)); return
+    fi
+    command -v gdb >/dev/null || { say "gdb is missing: run tools/deps.sh test"; failed=$((failed + 1)); return; }
+    for core in "$dir"/*.core; do
+        [ -f "$core" ] || continue
+        n=$((n + 1))
+        if sh "$root/tests/integration/gdb_core.sh" "$B/guests/testguest.elf" "$core" "$(cat "${core%.core}.func")" \
+            >"${core%.core}.gdb" 2>&1; then
+            passed=$((passed + 1))
+        else
+            say "gdb on ${core##*/}:"; sed 's|^|  |' "${core%.core}.gdb" >&2; bad=$((bad + 1))
+        fi
+    done
+    say "core files from the VM: $n, $bad not readable by gdb"
+    failed=$((failed + bad))
+    if [ "$n" -lt 4 ] && [ -z "${NUB_KVM_FILTER:-}" ]; then say "expected 4 kvm core files, got $n"; failed=$((failed + 1)); fi
+}
+
 # ---- main -----------------------------------------------------------------
 
 main() {
@@ -229,6 +255,7 @@ main() {
     fi
     parse_results
     check_cli
+    check_cores
     if [ -n "${NUB_KVM_BENCH:-}" ]; then
         grep -E '^NUBKVM-BENCH ' "$log" | sed 's/^NUBKVM-BENCH /kvm-bench (nested emulation): /' >&2 ||
             { say "no benchmark output"; failed=$((failed + 1)); }
