@@ -282,6 +282,8 @@ struct nub_sandbox {
     _Atomic uint64_t calls;
     struct nub_cache_reader cache;
     struct nub_test_hooks test; /* testing.h; all NULL outside tests */
+    uint64_t cr3;             /* root of the host-built page tables (GPA) */
+    struct nub_gdb *gdb;      /* gdb stub (gdb.c), NULL when config.gdb_port is 0 */
 };
 
 /* nub_call_into inside a claim the caller holds (NUB_CLAIM_READY); the

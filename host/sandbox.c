@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checked.h"
+#include "gdb.h"
 #include "internal.h"
 #include "nub/wire.h"
 
@@ -134,6 +135,9 @@ static nub_status create(const uint8_t *elf, size_t len, const struct nub_init_d
         rc = build_memory(sb, &img, init, perms, &cr3, err);
     if (rc == NUB_OK)
         rc = create_vm(sb, cr3, err);
+    sb->cr3 = cr3;
+    if (rc == NUB_OK && sb->cfg.gdb_port != 0)
+        rc = nub_gdb_open(sb, err);
     if (rc == NUB_OK)
         rc = nub_state_new(sb, err);
     if (rc != NUB_OK)
@@ -148,6 +152,7 @@ static nub_status create(const uint8_t *elf, size_t len, const struct nub_init_d
     *out = sb;
     return NUB_OK;
 fail:
+    nub_gdb_close(sb);
     if (sb->hv)
         sb->ops->destroy(sb->hv);
     if (sb->snapshot)
@@ -244,6 +249,7 @@ void nub_sandbox_destroy(nub_sandbox *sb)
     if (sb == NULL)
         return;
     nub_watchdog_stop(sb);
+    nub_gdb_close(sb); /* reads the phase: before the state goes */
     nub_state_detach(sb); /* interrupts through handles are no-ops from here on */
     if (sb->hv)
         sb->ops->destroy(sb->hv);

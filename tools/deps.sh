@@ -4,7 +4,7 @@ set -euo pipefail
 
 pkgs=(gcc make libc6-dev pkg-config libunicorn-dev)
 if [ "${1:-}" = "test" ]; then
-    pkgs+=(libcriterion-dev libsodium-dev b3sum qemu-system-x86 busybox-static cpio xz-utils)
+    pkgs+=(libcriterion-dev libsodium-dev b3sum gdb qemu-system-x86 busybox-static cpio xz-utils)
 fi
 
 missing=()

@@ -15,6 +15,7 @@ struct run_opts {
     const char *in_file;
     const char *in_text;
     const char *backend;
+    const char *gdb;
     long fn_id;
     int verbose;
 };
@@ -23,13 +24,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
-            "               [--backend auto|kvm|emu] [--verbose]\n"
+            "               [--backend auto|kvm|emu] [--gdb PORT|any] [--verbose]\n"
             "       nub info\n"
             "       nub caps hash FILE...\n"
             "       nub caps put [--kernel NUBK.elf] [--backend auto|kvm|emu] FILE...\n"
             "\n"
             "run   create a sandbox from GUEST.elf, evolve it, call FN_ID with the input\n"
             "      and print the result: as text when it is printable, else as hex.\n"
+            "      --gdb: wait for gdb on 127.0.0.1:PORT (any: a free port) before the\n"
+            "      guest's first instruction; prints the gdb command to use on stderr.\n"
             "info  print which backends are usable here, and why not.\n"
             "caps hash  print the cap hash of each FILE taken as a DATA cap, computed on\n"
             "      the host, as 'HASH  FILE' lines.\n"
@@ -173,6 +176,21 @@ static int fail(const char *what, nub_status rc, const struct nub_error *e)
     return 1;
 }
 
+/* --gdb PORT|any into nub_config.gdb_port; 0 or -1. */
+static int parse_gdb_port(const char *v, uint32_t *port)
+{
+    char *end;
+    if (strcmp(v, "any") == 0) {
+        *port = NUB_GDB_PORT_ANY;
+        return 0;
+    }
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < 1 || n > 65535)
+        return -1;
+    *port = (uint32_t)n;
+    return 0;
+}
+
 static int do_run(const struct run_opts *o)
 {
     struct nub_config cfg;
@@ -188,6 +206,10 @@ static int do_run(const struct run_opts *o)
         fprintf(stderr, "nub: unknown backend '%s' (auto, kvm or emu)\n", o->backend);
         return 2;
     }
+    if (o->gdb && parse_gdb_port(o->gdb, &cfg.gdb_port) != 0) {
+        fprintf(stderr, "nub: --gdb wants a port from 1 to 65535 or 'any', not '%s'\n", o->gdb);
+        return 2;
+    }
     if (load_input(o, &in, &in_len) != 0)
         return 2;
     nub_status rc = nub_sandbox_new_from_file(o->guest, NULL, &cfg, &sb, &err);
@@ -195,6 +217,9 @@ static int do_run(const struct run_opts *o)
         status = fail("creating the sandbox", rc, &err);
         goto out;
     }
+    if (nub_sandbox_gdb_port(sb) != 0)
+        fprintf(stderr, "nub: waiting for gdb: gdb %s -ex 'target remote 127.0.0.1:%u'\n", o->guest,
+                nub_sandbox_gdb_port(sb));
     nub_sandbox_set_log(sb, log_to_stderr, NULL);
     if (o->verbose)
         fprintf(stderr, "nub: sandbox %llx on the %s backend\n",
@@ -237,6 +262,8 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
             o->in_text = v;
         } else if (strcmp(a, "--backend") == 0 && v) {
             o->backend = v;
+        } else if (strcmp(a, "--gdb") == 0 && v) {
+            o->gdb = v;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = 1;
             takes = 0;
