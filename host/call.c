@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gdb.h"
 #include "internal.h"
 #include "nub/wire.h"
 
@@ -237,7 +238,7 @@ nub_status nub_run_guest(nub_sandbox *sb, uint64_t rip)
     for (;;) {
         struct nub_hv_exit x;
         memset(&x, 0, sizeof x);
-        if (sb->ops->run(sb->hv, &x) != NUB_OK)
+        if ((sb->gdb == NULL ? sb->ops->run(sb->hv, &x) : nub_gdb_run(sb, &x)) != NUB_OK)
             return nub_err_set(&sb->last, NUB_E_BACKEND, "%s backend failure: %s%s", nub_backend_name(sb->backend), x.msg,
                                nub_backend_failure_hint(sb->backend, x.msg));
         if (x.kind != NUB_HV_EXIT_IO_OUT)

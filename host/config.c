@@ -21,6 +21,19 @@ static enum nub_backend backend_from_env(void)
     return NUB_BACKEND_BAD_ENV;
 }
 
+/* NUB_GDB_PORT: a port, "any", or (anything else) a value creation rejects. */
+static uint32_t gdb_port_from_env(void)
+{
+    const char *v = getenv("NUB_GDB_PORT");
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (strcmp(v, "any") == 0)
+        return NUB_GDB_PORT_ANY;
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    return *end == '\0' && v[0] != '-' && n <= 65535 ? (uint32_t)n : UINT32_MAX;
+}
+
 void nub_config_default(struct nub_config *cfg)
 {
     if (cfg == NULL)
@@ -37,6 +50,7 @@ void nub_config_default(struct nub_config *cfg)
     cfg->call_timeout_ms = 0;
     const char *core = getenv("NUB_CORE_DUMP");
     cfg->guest_core_dump = core != NULL && strcmp(core, "1") == 0;
+    cfg->gdb_port = gdb_port_from_env();
 }
 
 const char *nub_backend_name(enum nub_backend backend)
@@ -97,5 +111,8 @@ nub_status nub_config_normalise(const struct nub_config *in, struct nub_config *
     if (out->backend != NUB_BACKEND_AUTO && out->backend != NUB_BACKEND_KVM &&
         out->backend != NUB_BACKEND_EMU)
         return nub_err_set(err, NUB_E_INVALID, "config.backend %d is not a nub_backend", (int)out->backend);
+    if (out->gdb_port > NUB_GDB_PORT_ANY)
+        return nub_err_set(err, NUB_E_INVALID, "config.gdb_port %u is not a port (1-65535), NUB_GDB_PORT_ANY or 0 "
+                           "(NUB_GDB_PORT must be a port number or \"any\")", out->gdb_port);
     return NUB_OK;
 }

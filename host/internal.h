@@ -217,6 +217,7 @@ struct nub_snapshot {
     uint64_t mem_off;         /* file offset of the memory image (page-aligned) */
     const uint8_t *mem;       /* read-only view: snapshot region, then scratch region */
     struct nub_config cfg;    /* normalised; sizes fix the layout */
+    char core_dir[NUB_CORE_DIR_MAX]; /* cfg.core_dump_dir's own copy (the caller's string need not live on) */
     struct nub_layout lay;
     uint64_t cr3;             /* page-table root GPA */
     uint64_t entry_gva;
@@ -359,6 +360,8 @@ struct nub_sandbox {
     struct nub_cache_reader cache;
     struct nub_test_hooks test; /* testing.h; all NULL outside tests */
     struct nub_obs obs;         /* metrics and crash dumps (obs.h) */
+    uint64_t cr3;             /* root of the host-built page tables (GPA) */
+    struct nub_gdb *gdb;      /* gdb stub (gdb.c), NULL when config.gdb_port is 0 */
 };
 
 /* nub_call_into inside a claim the caller holds (NUB_CLAIM_READY); the

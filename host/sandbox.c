@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gdb.h"
 #include "internal.h"
 #include "nub/wire.h"
 
@@ -45,6 +46,7 @@ void nub_sandbox_destroy(nub_sandbox *sb)
     if (sb == NULL)
         return;
     nub_watchdog_stop(sb);
+    nub_gdb_close(sb); /* reads the phase: before the state goes */
     nub_state_detach(sb); /* interrupts through handles are no-ops from here on */
     nub_obs_fini(sb);
     nub_sandbox_free(sb);

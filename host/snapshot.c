@@ -1,6 +1,7 @@
 /* Snapshots: the sealed-memfd guest image built once, its content hash, sandboxes mapped copy-on-write from it, capture and restore. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -9,10 +10,13 @@
 #include <unistd.h>
 
 #include "checked.h"
+#include "gdb.h"
 #include "internal.h"
 #include "obs.h"
 #include "nub/hash.h"
 #include "nub/wire.h"
+
+static void keep_config(struct nub_snapshot *s, const struct nub_config *cfg);
 
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 
@@ -302,7 +306,7 @@ static nub_status from_elf(const uint8_t *elf, size_t len, const struct nub_init
     if (rc != NUB_OK)
         return rc;
     struct nub_snapshot *s = *out;
-    s->cfg = meta.cfg;
+    keep_config(s, &meta.cfg);
     s->cr3 = meta.cr3;
     s->entry_gva = img.entry;
     s->nsegs = img.nsegs;
@@ -424,6 +428,17 @@ static nub_status adopt_state(nub_sandbox *sb, const struct nub_snapshot *snap, 
     return NUB_OK;
 }
 
+/* Keep the config in the snapshot, with its own copy of the core-dump directory. */
+static void keep_config(struct nub_snapshot *s, const struct nub_config *cfg)
+{
+    s->cfg = *cfg;
+    s->core_dir[0] = '\0';
+    if (cfg->core_dump_dir != NULL &&
+        (size_t)snprintf(s->core_dir, sizeof s->core_dir, "%s", cfg->core_dump_dir) >= sizeof s->core_dir)
+        s->core_dir[0] = '\0'; /* too long: as if unset */
+    s->cfg.core_dump_dir = s->core_dir[0] != '\0' ? s->core_dir : NULL;
+}
+
 static void apply_overrides(nub_sandbox *sb, const struct nub_snapshot *snap,
                             const struct nub_config *ov)
 {
@@ -436,6 +451,10 @@ static void apply_overrides(nub_sandbox *sb, const struct nub_snapshot *snap,
     sb->cfg.call_timeout_ms = ov->call_timeout_ms;
     sb->cfg.max_guest_log_level = ov->max_guest_log_level;
     sb->max_log_level = ov->max_guest_log_level;
+    sb->cfg.gdb_port = ov->gdb_port;
+    sb->cfg.guest_core_dump = ov->guest_core_dump;
+    sb->cfg.core_dump_dir = ov->core_dump_dir; /* copied by nub_obs_init */
+    sb->cfg.disable_metrics = ov->disable_metrics;
 }
 
 static nub_status check_overrides(const struct nub_config *ov, struct nub_error *err)
@@ -447,6 +466,9 @@ static nub_status check_overrides(const struct nub_config *ov, struct nub_error 
                            ov->max_guest_log_level);
     if (ov->backend != NUB_BACKEND_AUTO && ov->backend != NUB_BACKEND_KVM && ov->backend != NUB_BACKEND_EMU)
         return nub_err_set(err, NUB_E_INVALID, "config.backend %d is not a nub_backend", (int)ov->backend);
+    if (ov->gdb_port > NUB_GDB_PORT_ANY)
+        return nub_err_set(err, NUB_E_INVALID, "config.gdb_port %u is not a port (1-65535), NUB_GDB_PORT_ANY or 0",
+                           ov->gdb_port);
     return NUB_OK;
 }
 
@@ -486,6 +508,9 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
         rc = map_regions(sb, snap, false, err);
     if (rc == NUB_OK)
         rc = create_vm(sb, snap->cr3, err);
+    sb->cr3 = snap->cr3;
+    if (rc == NUB_OK && sb->cfg.gdb_port != 0)
+        rc = nub_gdb_open(sb, err);
     if (rc == NUB_OK)
         rc = nub_state_new(sb, err);
     if (rc == NUB_OK && (rc = adopt_state(sb, snap, &sb->cpu0)) != NUB_OK)
@@ -508,6 +533,7 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
     *out = sb;
     return NUB_OK;
 fail:
+    nub_gdb_close(sb);
     pthread_mutex_destroy(&sb->counter.lock);
     sandbox_free(sb);
     return rc;
@@ -552,7 +578,7 @@ static nub_status capture(nub_sandbox *sb, nub_snapshot **out)
         return rc;
     struct nub_snapshot *s = *out;
     const struct nub_snapshot *b = sb->base;
-    s->cfg = sb->cfg;
+    keep_config(s, &sb->cfg);
     s->cr3 = b->cr3;
     s->entry_gva = b->entry_gva;
     s->nsegs = b->nsegs;

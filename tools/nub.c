@@ -18,6 +18,7 @@ struct run_opts {
     const char *backend;
     const char *snapshot; /* --snapshot FILE instead of GUEST.elf */
     int snapshot_ready;   /* that file holds an evolved snapshot */
+    const char *gdb;
     long fn_id;
     int verbose;
     int quiet;
@@ -31,7 +32,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
             "               [--backend auto|kvm|emu] [--verbose] [--quiet] [--metrics]\n"
-            "               [--core-dump DIR] [--log error|warn|info|debug|trace]\n"
+            "               [--core-dump DIR] [--log error|warn|info|debug|trace] [--gdb PORT|any]\n"
             "       nub run --snapshot FILE --call FN_ID [input as above] [--backend ...]\n"
             "       nub snapshot GUEST.elf -o FILE [--evolve] [--call FN_ID [input as above]]...\n"
             "                    [--backend auto|kvm|emu]\n"
@@ -46,6 +47,8 @@ static void usage(FILE *f)
             "      --metrics prints the sandbox's metrics (Prometheus text) afterwards;\n"
             "      --core-dump DIR writes a core file there if the guest faults, aborts\n"
             "      or times out; --log LEVEL shows host and guest log lines up to LEVEL.\n"
+            "      --gdb: wait for gdb on 127.0.0.1:PORT (any: a free port) before the\n"
+            "      guest's first instruction; prints the gdb command to use on stderr.\n"
             "snapshot  build GUEST.elf's image and save it to FILE; --evolve runs init first\n"
             "      and saves the evolved sandbox, each --call (implies --evolve) runs a set-up\n"
             "      call before the capture. Prints the snapshot's hash.\n"
@@ -239,6 +242,21 @@ static void print_metrics(const nub_sandbox *sb)
     free(text);
 }
 
+/* --gdb PORT|any into nub_config.gdb_port; 0 or -1. */
+static int parse_gdb_port(const char *v, uint32_t *port)
+{
+    char *end;
+    if (strcmp(v, "any") == 0) {
+        *port = NUB_GDB_PORT_ANY;
+        return 0;
+    }
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < 1 || n > 65535)
+        return -1;
+    *port = (uint32_t)n;
+    return 0;
+}
+
 static int do_run(struct run_opts *o)
 {
     struct nub_config cfg;
@@ -269,6 +287,10 @@ static int do_run(struct run_opts *o)
         fprintf(stderr, "nub: unknown backend '%s' (auto, kvm or emu)\n", o->backend);
         return 2;
     }
+    if (o->gdb && parse_gdb_port(o->gdb, &cfg.gdb_port) != 0) {
+        fprintf(stderr, "nub: --gdb wants a port from 1 to 65535 or 'any', not '%s'\n", o->gdb);
+        return 2;
+    }
     if (load_input(o, &in, &in_len) != 0)
         return 2;
     nub_status rc = o->snapshot ? sandbox_from_file(o->snapshot, &cfg, &sb, &err)
@@ -277,6 +299,9 @@ static int do_run(struct run_opts *o)
         status = fail("creating the sandbox", rc, &err);
         goto out;
     }
+    if (nub_sandbox_gdb_port(sb) != 0)
+        fprintf(stderr, "nub: waiting for gdb: gdb %s -ex 'target remote 127.0.0.1:%u'\n",
+                o->guest ? o->guest : "GUEST.elf", nub_sandbox_gdb_port(sb));
     nub_sandbox_set_log(sb, log_to_stderr, &lf);
     if (o->verbose)
         fprintf(stderr, "nub: sandbox %llx on the %s backend\n",
@@ -328,6 +353,8 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
             o->backend = v;
         } else if (strcmp(a, "--snapshot") == 0 && v) {
             o->snapshot = v;
+        } else if (strcmp(a, "--gdb") == 0 && v) {
+            o->gdb = v;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = 1;
             takes = 0;

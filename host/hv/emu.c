@@ -85,6 +85,7 @@ enum emu_pend {
     PEND_MEM,
     PEND_TB,     /* a new TB holds port I/O: instrument it and restart */
     PEND_CANCEL, /* the block hook saw the interrupt flag */
+    PEND_DEBUG,  /* debugging: breakpoint or step (hv->dbg_kind) */
 };
 
 /* Open-addressing u64 -> (u32, u64) map (TB start -> size seen, stop-hook generation or 0). */
@@ -126,6 +127,10 @@ struct nub_hv {
     struct emu_map tbs;     /* TBs already examined */
     struct emu_stop stops[EMU_STOP_HOOKS]; /* ring of live stop hooks */
     uint64_t stop_gen;      /* stop hooks installed so far */
+    struct nub_hv_debug dbg; /* set_debug(); dbg.enabled only while a debugger is attached */
+    size_t ndbg_hooks;      /* one-address code hooks on dbg's breakpoints */
+    uc_hook dbg_hooks[NUB_HV_MAX_SW_BP + NUB_HV_MAX_HW_BP];
+    uint32_t dbg_kind;      /* PEND_DEBUG: enum nub_hv_debug_stop */
     unsigned char tb_buf[EMU_TB_BUF];
 };
 
@@ -350,6 +355,34 @@ static void hook_stop(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
     (void)user;
 }
 
+/* ---- debugging (gdb stub) ----------------------------------------------- */
+
+static uint32_t debug_bp_at(const struct nub_hv_debug *d, uint64_t addr)
+{
+    for (size_t i = 0; i < d->nsw; i++)
+        if (d->sw[i] == addr)
+            return NUB_HV_DBG_SW_BP;
+    for (size_t i = 0; i < d->nhw; i++)
+        if (d->hw[i] == addr)
+            return NUB_HV_DBG_HW_BP;
+    return 0;
+}
+
+/* A one-address hook on each breakpoint: stop before the instruction there runs. */
+static void hook_debug(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
+{
+    struct nub_hv *hv = user;
+    (void)size;
+    if (hv->pend != PEND_NONE || hv->dbg.single_step)
+        return; /* a stop is already on its way; a step ends by count */
+    uint32_t kind = debug_bp_at(&hv->dbg, addr);
+    if (kind == 0)
+        return;
+    hv->pend = PEND_DEBUG;
+    hv->dbg_kind = kind;
+    uc_emu_stop(uc);
+}
+
 /* ---- finding port I/O in translated blocks ------------------------------ */
 
 /* Is stop-hook generation gen (0: none needed) still installed? */
@@ -493,6 +526,11 @@ static nub_status finish_plain(struct nub_hv *hv, uc_err err, struct nub_hv_exit
     }
     if (err != UC_ERR_OK)
         return exit_internal(hv, e, "emulation failed", err);
+    if (hv->dbg.single_step && !stopped_after_hlt(hv)) { /* uc_emu_start ran its count of one */
+        exit_reset(e, NUB_HV_EXIT_DEBUG, hv->rip);
+        e->debug = NUB_HV_DBG_STEP;
+        return NUB_OK;
+    }
     if (stopped_after_hlt(hv)) { /* before the flag: a pending interrupt still cancels the next run */
         exit_reset(e, NUB_HV_EXIT_HALT, hv->rip);
         return NUB_OK;
@@ -533,6 +571,10 @@ static nub_status finish(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
     case PEND_CANCEL:
         exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
         return NUB_OK;
+    case PEND_DEBUG:
+        exit_reset(e, NUB_HV_EXIT_DEBUG, hv->rip);
+        e->debug = hv->dbg_kind;
+        return NUB_OK;
     case PEND_NONE:
     case PEND_TB:
         break;
@@ -543,13 +585,14 @@ static nub_status finish(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
 static nub_status emu_run(struct nub_hv *hv, struct nub_hv_exit *e)
 {
     uint64_t last_tb = 0;
+    size_t count = hv->dbg.single_step ? 1 : 0; /* debugging: one instruction */
     for (unsigned same = 0;;) {
         if (atomic_load_explicit(&hv->cancel, memory_order_acquire)) {
             exit_reset(e, NUB_HV_EXIT_CANCELLED, hv->rip);
             return NUB_OK;
         }
         hv->pend = PEND_NONE;
-        uc_err err = uc_emu_start(hv->uc, hv->rip, 0, 0, 0);
+        uc_err err = uc_emu_start(hv->uc, hv->rip, 0, 0, count);
         uc_err rerr = uc_reg_read(hv->uc, UC_X86_REG_RIP, &hv->rip);
         if (rerr != UC_ERR_OK)
             return exit_internal(hv, e, "reading rip", rerr);
@@ -1019,6 +1062,58 @@ static void emu_clear_interrupt(struct nub_hv *hv)
         atomic_store_explicit(&hv->cancel, false, memory_order_release);
 }
 
+#define EMU_DROP_MAX (1ull << 20) /* most bytes of translated code one set_debug() drops */
+
+/* Drop the translated code over [addr, addr + len) so hooks and bytes apply anew. */
+static uc_err drop_code(struct nub_hv *hv, uint64_t addr, uint64_t len)
+{
+    uint64_t end = addr + (len > EMU_DROP_MAX ? EMU_DROP_MAX : len);
+    return uc_ctl_remove_cache(hv->uc, addr, end > addr ? end : UINT64_MAX);
+}
+
+/* Replace the breakpoint hooks with one per address of `d` (none when NULL). */
+static uc_err set_debug_hooks(struct nub_hv *hv, const struct nub_hv_debug *d)
+{
+    uc_err e = UC_ERR_OK;
+    for (size_t i = 0; i < hv->dbg.nsw + hv->dbg.nhw && e == UC_ERR_OK; i++)
+        e = drop_code(hv, i < hv->dbg.nsw ? hv->dbg.sw[i] : hv->dbg.hw[i - hv->dbg.nsw], 1);
+    while (hv->ndbg_hooks > 0 && e == UC_ERR_OK)
+        e = uc_hook_del(hv->uc, hv->dbg_hooks[--hv->ndbg_hooks]);
+    for (size_t i = 0; d != NULL && i < d->nsw + d->nhw && e == UC_ERR_OK; i++) {
+        uint64_t a = i < d->nsw ? d->sw[i] : d->hw[i - d->nsw];
+        e = uc_hook_add(hv->uc, &hv->dbg_hooks[hv->ndbg_hooks], UC_HOOK_CODE, (void *)hook_debug,
+                        hv, a, a);
+        hv->ndbg_hooks += e == UC_ERR_OK;
+        if (e == UC_ERR_OK)
+            e = drop_code(hv, a, 1);
+    }
+    if (e == UC_ERR_OK && d != NULL && d->written_len != 0)
+        e = drop_code(hv, d->written, d->written_len);
+    return e;
+}
+
+/* Debugging: breakpoint hooks, translated code dropped where hooks or bytes changed. */
+static nub_status emu_set_debug(struct nub_hv *hv, const struct nub_hv_debug *dbg, char *err,
+                                size_t err_len)
+{
+    bool on = dbg != NULL && dbg->enabled;
+    if (hv == NULL || (on && (dbg->nsw > NUB_HV_MAX_SW_BP || dbg->nhw > NUB_HV_MAX_HW_BP))) {
+        nub_hv_fmt(err, err_len, "emu: at most %d software and %d hardware breakpoints",
+                   NUB_HV_MAX_SW_BP, NUB_HV_MAX_HW_BP);
+        return NUB_E_INVALID;
+    }
+    uc_err e = set_debug_hooks(hv, on ? dbg : NULL);
+    if (e != UC_ERR_OK) {
+        nub_hv_fmt(err, err_len, "emu: setting breakpoint hooks: %s", uc_strerror(e));
+        return NUB_E_BACKEND;
+    }
+    if (on)
+        hv->dbg = *dbg;
+    else
+        memset(&hv->dbg, 0, sizeof hv->dbg);
+    return NUB_OK;
+}
+
 static nub_status emu_run_checked(struct nub_hv *hv, struct nub_hv_exit *exit)
 {
     if (hv == NULL || exit == NULL)
@@ -1039,6 +1134,8 @@ static const struct nub_hv_ops emu_ops = {
     .run = emu_run_checked,
     .interrupt = emu_interrupt,
     .clear_interrupt = emu_clear_interrupt,
+    .set_debug = emu_set_debug,
+    .sw_bp_in_memory = 0,
 };
 
 const struct nub_hv_ops *nub_hv_emu_ops(void)

@@ -19,6 +19,14 @@ enum nub_hv_exit_kind {
     NUB_HV_EXIT_INTERNAL,     /* backend failure the guest cannot cause; msg says what */
     NUB_HV_EXIT_PROTOCOL,     /* the guest made an exit the protocol has no place for (string OUT,
                                  an exit reason nub never asks for); msg says what */
+    NUB_HV_EXIT_DEBUG,        /* debugging only (set_debug): breakpoint or step; debug says which */
+};
+
+/* nub_hv_exit.debug for NUB_HV_EXIT_DEBUG. RIP is the next instruction to run. */
+enum nub_hv_debug_stop {
+    NUB_HV_DBG_STEP = 1, /* one instruction was stepped */
+    NUB_HV_DBG_SW_BP,    /* a software breakpoint is at RIP */
+    NUB_HV_DBG_HW_BP,    /* a hardware breakpoint is at RIP */
 };
 
 /*
@@ -37,6 +45,7 @@ struct nub_hv_exit {
     uint64_t vector;      /* FAULT: exception vector */
     uint64_t error_code;  /* FAULT: exception error code, 0 if none */
     uint64_t rip;         /* instruction pointer at the exit */
+    uint32_t debug;       /* DEBUG: enum nub_hv_debug_stop */
     char msg[160];        /* INTERNAL / FAULT: human-readable detail, NUL-terminated */
 };
 
@@ -102,6 +111,26 @@ struct nub_hv_config {
 
 struct nub_hv; /* a backend's VM + vCPU */
 
+#define NUB_HV_MAX_HW_BP 4   /* x86 debug registers DR0-DR3 */
+#define NUB_HV_MAX_SW_BP 64
+
+/*
+ * Debug state for the gdb stub (gdb.c), installed with set_debug() before
+ * each run while a debugger is attached; never used otherwise. Breakpoints
+ * are guest virtual addresses of instructions. The first instruction of a
+ * run never stops at a breakpoint (so a run can start on one); with
+ * single_step the run stops before the second.
+ */
+struct nub_hv_debug {
+    int enabled;                  /* 0: no debugging (the rest is ignored) */
+    int single_step;
+    size_t nsw;                   /* software breakpoints (emu only: see sw_bp_in_memory) */
+    uint64_t sw[NUB_HV_MAX_SW_BP];
+    size_t nhw;                   /* hardware breakpoints */
+    uint64_t hw[NUB_HV_MAX_HW_BP];
+    uint64_t written, written_len; /* guest memory the debugger wrote since the last call (0 len: none) */
+};
+
 struct nub_hv_ops {
     const char *name;
     /* NUB_OK, or NUB_E_NO_HYPERVISOR with the reason in why. */
@@ -137,6 +166,21 @@ struct nub_hv_ops {
      */
     void (*interrupt)(struct nub_hv *hv);
     void (*clear_interrupt)(struct nub_hv *hv);
+    /*
+     * Install debug state (copied) for the next run() calls; dbg NULL or
+     * !dbg->enabled turns debugging off and restores the normal path.
+     * NUB_E_INVALID for more breakpoints than the limits, NUB_E_BACKEND
+     * with err filled when the backend refuses.
+     */
+    nub_status (*set_debug)(struct nub_hv *hv, const struct nub_hv_debug *dbg, char *err,
+                            size_t err_len);
+    /*
+     * 1: software breakpoints are int3 bytes the caller writes into guest
+     * memory itself (kvm); 0: the backend watches dbg->sw (emu).
+     */
+    int sw_bp_in_memory;
+    /* Debugging: the guest IDT's base (GVA) and limit as the vCPU has them; NUB_E_BACKEND if unreadable. NULL on emu. */
+    nub_status (*get_idt)(struct nub_hv *hv, uint64_t *base, uint16_t *limit);
 };
 
 /* The emulated-CPU backend (Unicorn). */

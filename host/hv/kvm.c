@@ -559,6 +559,14 @@ static void after_shutdown(struct nub_hv *hv, struct nub_hv_exit *x)
         nub_hv_fmt(x->msg, sizeof x->msg, "KVM reset the vCPU (rip unknown); long mode restored");
 }
 
+/* KVM_EXIT_DEBUG: #BP is a software breakpoint; #DB a hardware one (DR6.B0-3) or a step. */
+static uint32_t debug_stop(const struct kvm_debug_exit_arch *d)
+{
+    if (d->exception == 3)
+        return NUB_HV_DBG_SW_BP;
+    return (d->dr6 & 0xfu) ? NUB_HV_DBG_HW_BP : NUB_HV_DBG_STEP;
+}
+
 /* Translate the exit KVM_RUN reported in kvm_run. */
 static nub_status translate(struct nub_hv *hv, struct nub_hv_exit *x)
 {
@@ -573,6 +581,10 @@ static nub_status translate(struct nub_hv *hv, struct nub_hv_exit *x)
     case KVM_EXIT_MMIO:
         x->kind = NUB_HV_EXIT_MMIO;
         x->addr = run->mmio.phys_addr;
+        return NUB_OK;
+    case KVM_EXIT_DEBUG:
+        x->kind = NUB_HV_EXIT_DEBUG;
+        x->debug = debug_stop(&run->debug.arch);
         return NUB_OK;
     case KVM_EXIT_SHUTDOWN:
         x->kind = NUB_HV_EXIT_SHUTDOWN;
@@ -712,6 +724,44 @@ static void kvm_clear_interrupt(struct nub_hv *hv)
     __atomic_store_n(&hv->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
+/* KVM_SET_GUEST_DEBUG: int3 exits (the stub writes them), DR0-3 execution breakpoints, TF stepping. */
+static nub_status kvm_set_debug(struct nub_hv *hv, const struct nub_hv_debug *d, char *err,
+                                size_t err_len)
+{
+    struct kvm_guest_debug g;
+    memset(&g, 0, sizeof g);
+    if (d != NULL && d->enabled) {
+        if (d->nhw > NUB_HV_MAX_HW_BP) {
+            nub_hv_fmt(err, err_len, "at most %d hardware breakpoints", NUB_HV_MAX_HW_BP);
+            return NUB_E_INVALID;
+        }
+        g.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
+        if (d->single_step)
+            g.control |= KVM_GUESTDBG_SINGLESTEP;
+        if (d->nhw != 0)
+            g.control |= KVM_GUESTDBG_USE_HW_BP;
+        for (size_t i = 0; i < d->nhw; i++) {
+            g.arch.debugreg[i] = d->hw[i];
+            g.arch.debugreg[7] |= 1ull << (2 * i); /* L<i>; R/W and LEN 00: instruction execution */
+        }
+    }
+    if (ioctl(hv->vcpu_fd, KVM_SET_GUEST_DEBUG, &g) != 0) {
+        nub_hv_fmt(err, err_len, "KVM_SET_GUEST_DEBUG: %s", strerror(errno));
+        return NUB_E_BACKEND;
+    }
+    return NUB_OK;
+}
+
+static nub_status kvm_get_idt(struct nub_hv *hv, uint64_t *base, uint16_t *limit)
+{
+    struct kvm_sregs s;
+    if (ioctl(hv->vcpu_fd, KVM_GET_SREGS, &s) != 0)
+        return NUB_E_BACKEND;
+    *base = s.idt.base;
+    *limit = s.idt.limit;
+    return NUB_OK;
+}
+
 static const struct nub_hv_ops kvm_ops = {
     .name = "kvm",
     .available = nub_kvm_probe_available, /* the probe (kvm_probe.c), not just open() */
@@ -725,6 +775,9 @@ static const struct nub_hv_ops kvm_ops = {
     .run = kvm_run,
     .interrupt = kvm_interrupt,
     .clear_interrupt = kvm_clear_interrupt,
+    .set_debug = kvm_set_debug,
+    .sw_bp_in_memory = 1,
+    .get_idt = kvm_get_idt,
 };
 
 const struct nub_hv_ops *nub_hv_kvm_ops(void)

@@ -148,13 +148,20 @@ struct nub_config {
     const char *core_dump_dir;    /* where those go; copied at creation [NULL: $NUB_CORE_DUMP_DIR,
                                    * else $TMPDIR, else /tmp] */
     int disable_metrics;          /* 1 = this sandbox counts no metrics (nub/observe.h) [0] */
+    uint32_t gdb_port;            /* gdb stub on 127.0.0.1: 0 = off, 1-65535, or NUB_GDB_PORT_ANY
+                                   * [0, or $NUB_GDB_PORT]; docs/debugging.md */
 };
+
+/* nub_config.gdb_port: listen on a free port the kernel picks (see nub_sandbox_gdb_port()). */
+#define NUB_GDB_PORT_ANY 0x10000u
 
 /*
  * Fill `cfg` with the defaults above. The environment variable
  * NUB_BACKEND=kvm|emu|auto, when set, picks the default backend; any other
  * value (or an empty one) makes creating a sandbox from this config fail
  * with NUB_E_INVALID naming the value, unless the caller sets cfg->backend.
+ * NUB_GDB_PORT=N (or "any") turns the gdb stub on (a value that is not a
+ * port makes sandbox creation fail with NUB_E_INVALID).
  * Sizes are rounded up to whole pages when the sandbox is created; each
  * size field above NUB_MAX_REGIONS_SIZE (abi.h, the top 2 GiB) is
  * NUB_E_LAYOUT with a message naming the field.
@@ -242,6 +249,16 @@ enum nub_backend nub_sandbox_backend(const nub_sandbox *sb);
  * or emu asked for explicitly). Valid for the life of the sandbox.
  */
 const char *nub_sandbox_backend_note(const nub_sandbox *sb);
+
+/*
+ * Debugging with gdb (nub_config.gdb_port != 0): the sandbox listens on
+ * 127.0.0.1 from creation on; its first run (evolve) waits for gdb to
+ * connect and stops before the guest's first instruction until gdb
+ * continues. One debugger at a time; later runs stop only at gdb's
+ * breakpoints, steps, Ctrl-C and guest faults. The port it listens on
+ * (useful with NUB_GDB_PORT_ANY), or 0 when the stub is off.
+ */
+uint16_t nub_sandbox_gdb_port(const nub_sandbox *sb);
 
 /* Largest payload nub_call() accepts (the input buffer's capacity). */
 size_t nub_sandbox_max_input(const nub_sandbox *sb);

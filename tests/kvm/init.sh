@@ -8,6 +8,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/shm /tmp
 mount -t tmpfs tmp /tmp
 mount -t tmpfs shm /dev/shm
+ifconfig lo 127.0.0.1 up # the gdb tests talk to the stub over loopback
 . /etc/nubkvm.env
 export HOME=/tmp TMPDIR=/tmp LD_LIBRARY_PATH NUB_TEST_BACKENDS=kvm NUB_GUEST_DIR=/guests
 # No gdb in here: test_observe leaves its core files there, and they go to the host after the tests.

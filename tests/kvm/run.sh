@@ -104,6 +104,24 @@ copy_module() {
     esac
 }
 
+# ---- gdb for tests/integration/test_gdb.c -------------------------------------
+
+# Sets gdb_bin= to Debian's gdb-minimal (no Python, so no Python library to pack), extracted once into build/kvm/cache.
+gdb_from_deb() {
+    local dir=$cache/gdb-minimal
+    if [ ! -x "$dir/usr/bin/gdb" ]; then
+        say "extracting Debian's gdb-minimal package into $dir"
+        rm -rf "$cache/gdb-debs" "$dir" && mkdir -p "$cache/gdb-debs" "$dir"
+        (cd "$cache/gdb-debs" && apt-get download -qq gdb-minimal 2>&1 | { grep -v unsandboxed >&2 || true; }) || die "apt-get download gdb-minimal failed"
+        dpkg-deb -x "$(ls "$cache"/gdb-debs/gdb-minimal_*.deb | head -n 1)" "$dir"
+        rm -rf "$dir/etc" "$dir/usr/share" # only the binary is used
+    fi
+    gdb_bin=$dir/usr/bin/gdb
+    if ldd "$gdb_bin" | grep -q 'not found'; then
+        die "gdb-minimal needs libraries that are not installed: $(ldd "$gdb_bin" | grep 'not found' | tr -d '\t' | paste -sd' ') (tools/deps.sh test installs gdb and its libraries)"
+    fi
+}
+
 # ---- initramfs ------------------------------------------------------------
 
 # The backend-level tests (tests/kvm/test_hv_kvm.c) against build/libnub.a.
@@ -134,7 +152,13 @@ build_rootfs() {
     # Tests find the CLI next to their compiled-in guest directory ($B/guests/../nub).
     mkdir -p "$rootfs$B/guests" && ln -s /nub "$rootfs$B/nub"
     cp "$B"/guests/*.elf "$rootfs/guests/"
-    local t bins=("$B/nub")
+    # gdb, and the guests' sources where their debug info says, for the gdb tests' source lines.
+    cp "$gdb_bin" "$rootfs/bin/gdb"
+    local d
+    for d in guest guests common include; do
+        mkdir -p "$rootfs$root/$d" && (cd "$root/$d" && find . -name '*.[chS]' -exec cp --parents {} "$rootfs$root/$d/" \;)
+    done
+    local t bins=("$B/nub" "$gdb_bin")
     for t in "$work/test_hv_kvm" "$B"/tests/integration/test_*; do
         [ -f "$t" ] && [ -x "$t" ] || continue
         cp "$t" "$rootfs/tests/" && bins+=("$t")
@@ -236,6 +260,7 @@ main() {
     if [ "${NUB_KVM_KERNEL:-}" = deb ] || ! kernel_from_boot; then kernel_from_deb; fi
     say "kernel $kernel, modules $moddir"
     (cd "$root" && build_hv_test)
+    gdb_from_deb
     build_rootfs
     say "initramfs $(du -h "$work/initrd.cpio" | cut -f1), booting QEMU (TCG, nested SVM)"
     local rc
