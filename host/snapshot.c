@@ -235,13 +235,16 @@ static void write_peb(const struct nub_layout *l, uint8_t *snap, uint32_t init_p
     memcpy(snap + l->peb_off, &peb, sizeof peb);
 }
 
-static void init_scratch(const struct nub_layout *l, uint8_t *scratch)
+/* The scratch region's initial bytes: empty buffers, the top page, and the
+ * guest log level the host publishes there (nub_log_publish_level). */
+static void init_scratch(const struct nub_layout *l, uint8_t *scratch, uint32_t max_log_level)
 {
     struct nub_scratch_top *top = (struct nub_scratch_top *)(scratch + l->top_off);
     nub_wire_init(scratch + l->input_off, l->input_size);
     nub_wire_init(scratch + l->output_off, l->output_size);
     top->magic = NUB_SCRATCH_TOP_MAGIC;
     top->scratch_size = l->scratch_size;
+    top->max_log_level = max_log_level;
 }
 
 static nub_status check_init(const struct nub_init_data *init, uint32_t *perms, struct nub_error *err)
@@ -273,7 +276,7 @@ static nub_status build_image(struct nub_snapshot *meta, const struct nub_elf_im
     write_peb(l, mem, perms);
     if (l->init_size != 0)
         memcpy(mem + l->init_off, init->data, l->init_size);
-    init_scratch(l, mem + l->snapshot_size);
+    init_scratch(l, mem + l->snapshot_size, meta->cfg.max_guest_log_level);
     rc = nub_layout_build_tables(l, img, perms, mem, &meta->cr3, err);
     if (rc == NUB_OK)
         rc = memfd_seal(*fd, mem, nub_snap_mem_size(meta), err);

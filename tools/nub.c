@@ -1,5 +1,6 @@
 /* The nub command-line tool: run a guest function, report which backends work here, hash and publish caps, build and inspect snapshot files. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,9 +166,12 @@ static void log_to_stderr(void *ctx, enum nub_log_source src, uint32_t level, co
     static const char *const names[] = {"off", "error", "warn", "info", "debug", "trace"};
     const struct log_filter *lf = ctx;
     if (src == NUB_LOG_SRC_HOST) { /* the library's own lines, e.g. the emu fallback notice */
-        if (level <= NUB_LOG_LEVEL_ERROR ||
-            (!lf->quiet && (lf->has_max ? level <= lf->max : level <= NUB_LOG_LEVEL_WARN)))
+        bool shown = level <= NUB_LOG_LEVEL_ERROR ||
+                     (!lf->quiet && (lf->has_max ? level <= lf->max : level <= NUB_LOG_LEVEL_WARN));
+        if (shown && level <= NUB_LOG_LEVEL_WARN)
             fprintf(stderr, "nub: %.*s\n", (int)len, msg);
+        else if (shown) /* --log info and above: the library's detail lines, tagged like the guest's */
+            fprintf(stderr, "[nub %s] %.*s\n", level <= 5 ? names[level] : "?", (int)len, msg);
         return;
     }
     const char *who = src == NUB_LOG_SRC_GUEST ? "guest" : "guest console";
