@@ -1,4 +1,4 @@
-/* Caps: builders, accessors, canonical encoder, strict zero-copy decoder and content hashing (DESIGN.md section 7). */
+/* Caps: builders, accessors, canonical encoder, strict zero-copy decoder and content hashing (docs/design.md, docs/caps.md). */
 #include "nub/cap.h"
 
 #include <stdbool.h>
@@ -10,7 +10,7 @@
 
 #define HS NUB_CAP_HASH_SIZE
 
-/* Domain-separation tags of DESIGN.md section 7. */
+/* Domain-separation tags (docs/caps.md, "Hashing"). */
 #define TAG_DATA_LEAF 0x00u
 #define TAG_NODE 0x01u
 #define TAG_CNODE_EMPTY 0x02u

@@ -11,8 +11,8 @@
  * inside guest data structures are offsets). All integers are
  * little-endian (nub runs x86-64 guests only).
  *
- * See DESIGN.md sections 3 (memory), 4 (boot and calls), 5 (wire format)
- * and 7 (caps) and docs/abi.md.
+ * See docs/abi.md (memory, boot and calls, wire format) and docs/design.md
+ * (why the layout is fixed); caps in docs/caps.md and docs/nubk.md.
  */
 
 #include <stddef.h>
@@ -21,7 +21,7 @@
 /* ABI version carried in the PEB; bumped on any incompatible change. */
 #define NUB_ABI_VERSION 1u
 
-/* ---- Address space (DESIGN.md section 3) ------------------------------- */
+/* ---- Address space ------------------------------- */
 
 /* Guest page size. */
 #define NUB_PAGE_SIZE 0x1000ull
@@ -67,7 +67,7 @@
 #define NUB_MEM_WRITE 0x2u
 #define NUB_MEM_EXEC  0x4u
 
-/* ---- Ports (DESIGN.md section 4) ------------------------------------------
+/* ---- Ports ------------------------------------------
  * The guest signals the host with `OUT dx, eax` (a 32-bit value):
  *   LOG   the guest pushed a NUB_MSG_LOG message onto the output buffer
  *   CALL  the guest pushed a NUB_MSG_REQUEST onto the output buffer (host
@@ -83,7 +83,7 @@
 #define NUB_PORT_PRINT 103u
 #define NUB_PORT_HALT  108u
 
-/* ---- PEB (DESIGN.md section 4) -------------------------------------------- */
+/* ---- PEB -------------------------------------------- */
 
 #define NUB_PEB_MAGIC 0x313042455042554eull /* "NUBPEB01" little-endian */
 
@@ -123,7 +123,7 @@ _Static_assert(offsetof(struct nub_peb, scratch_gva) == 112, "nub_peb.scratch_gv
 _Static_assert(offsetof(struct nub_peb, dispatch_gva) == 128, "nub_peb.dispatch_gva");
 _Static_assert(offsetof(struct nub_peb, boot_info_gva) == 136, "nub_peb.boot_info_gva");
 
-/* ---- Scratch top page (DESIGN.md section 3) ------------------------------ */
+/* ---- Scratch top page ------------------------------ */
 
 /* Longest abort message kept; longer ones are truncated and flagged. */
 #define NUB_ABORT_MSG_MAX 1024u
@@ -186,7 +186,7 @@ _Static_assert(offsetof(struct nub_scratch_top, max_log_level) ==
                    NUB_PAGE_SIZE - NUB_SCRATCH_TOP_LOG_LEVEL_OFFSET,
                "max guest log level at its fixed offset from the top of scratch");
 
-/* ---- Wire format (DESIGN.md section 5) --------------------------------------
+/* ---- Wire format --------------------------------------
  * Each I/O buffer is a stack: its first 8 bytes hold the stack pointer (the
  * offset of the first free byte, NUB_WIRE_EMPTY_SP when empty). A push
  * writes a message (struct nub_msg followed by payload then error bytes),
@@ -232,7 +232,7 @@ _Static_assert(offsetof(struct nub_msg, error_len) == 24, "nub_msg.error_len");
 #define NUB_LOG_LEVEL_DEBUG 4u
 #define NUB_LOG_LEVEL_TRACE 5u
 
-/* ---- Function ids (DESIGN.md section 7) ---------------------------------- */
+/* ---- Function ids ---------------------------------- */
 
 #define NUB_FN_SMOKE          0u /* returns the byte 42 */
 #define NUB_FN_HEAP_STATS     2u /* struct nub_heap_stats */
@@ -251,7 +251,7 @@ struct nub_heap_stats {
 };
 _Static_assert(sizeof(struct nub_heap_stats) == 48, "heap stats size");
 
-/* ---- Boot info and cap directory (DESIGN.md section 7) ------------------- */
+/* ---- Boot info and cap directory ------------------- */
 
 #define NUB_BOOT_INFO_MAGIC   0x4f464e49544f4f42ull /* "BOOTINFO" */
 #define NUB_BOOT_INFO_VERSION 1u

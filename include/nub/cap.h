@@ -1,4 +1,4 @@
-/* Caps: builders, canonical encoding, strict zero-copy decoding and content hashing (DESIGN.md section 7, docs/caps.md). */
+/* Caps: builders, canonical encoding, strict zero-copy decoding and content hashing (docs/caps.md). */
 #ifndef NUB_CAP_H
 #define NUB_CAP_H
 

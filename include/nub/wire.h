@@ -1,4 +1,4 @@
-/* Wire codec: the stack-framed message buffers shared by host and guest (DESIGN.md section 5). */
+/* Wire codec: the stack-framed message buffers shared by host and guest (docs/abi.md, "Wire format"). */
 #ifndef NUB_WIRE_H
 #define NUB_WIRE_H
 
