@@ -44,7 +44,7 @@ LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean
+.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean headers-check
 # `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
 all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc
@@ -162,8 +162,12 @@ kvm-test: all $(INTEG_BIN)
 kvm-bench: all $(INTEG_BIN) $(BENCH_BIN)
 	@NUB_KVM_BENCH=1 bash tests/kvm/run.sh
 
+# Each public header alone and together, as C11 and C++17 (tests/headers/run.sh).
+headers-check:
+	@CC='$(CC)' CXX='$(CXX)' tests/headers/run.sh
+
 # Everything: unit, integration (emu), the ASan build, a fuzz smoke, then kvm inside QEMU.
-test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build fuzz-build
+test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build fuzz-build headers-check
 	@tests/all.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
 
 bench: all $(BENCH_BIN)

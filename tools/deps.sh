@@ -6,6 +6,7 @@ pkgs=(gcc make libc6-dev pkg-config libunicorn-dev)
 if [ "${1:-}" = "test" ]; then
     pkgs+=(libcriterion-dev libsodium-dev b3sum qemu-system-x86 busybox-static cpio xz-utils gdb python3 python3-prometheus-client prometheus)
     pkgs+=(clang libclang-rt-14-dev libcapstone-dev) # fuzz targets (tests/fuzz, docs/fuzzing.md)
+    pkgs+=(g++) # tests/headers/run.sh compiles every public header as C++ too
 fi
 
 missing=()

@@ -6,7 +6,8 @@
  * This header is the contract between the host library and every guest.
  * It is freestanding (only <stdint.h>) and compiled into both sides, so a
  * struct here has exactly one layout: every field has an explicit width,
- * every struct is guarded by _Static_assert on its size and field offsets,
+ * every struct is guarded by a static assertion (NUB_STATIC_ASSERT) on its
+ * size and field offsets,
  * and nothing holds a pointer (guest addresses are u64 GVAs, references
  * inside guest data structures are offsets). All integers are
  * little-endian (nub runs x86-64 guests only).
@@ -17,6 +18,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* A compile-time assertion that works in C11 and in C++11 and later. */
+#if defined(__cplusplus)
+#define NUB_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define NUB_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
 
 /* ABI version carried in the PEB; bumped on any incompatible change. */
 #define NUB_ABI_VERSION 1u
@@ -111,17 +119,17 @@ struct nub_peb {
     uint64_t dispatch_gva;     /* guest: call entry point */
     uint64_t boot_info_gva;    /* guest: struct nub_boot_info, or 0 */
 };
-_Static_assert(sizeof(struct nub_peb) == 144, "nub_peb size");
-_Static_assert(offsetof(struct nub_peb, abi_version) == 8, "nub_peb.abi_version");
-_Static_assert(offsetof(struct nub_peb, input_gva) == 16, "nub_peb.input_gva");
-_Static_assert(offsetof(struct nub_peb, output_gva) == 32, "nub_peb.output_gva");
-_Static_assert(offsetof(struct nub_peb, heap_gva) == 48, "nub_peb.heap_gva");
-_Static_assert(offsetof(struct nub_peb, init_data_gva) == 64, "nub_peb.init_data_gva");
-_Static_assert(offsetof(struct nub_peb, stack_gva) == 80, "nub_peb.stack_gva");
-_Static_assert(offsetof(struct nub_peb, exn_stack_gva) == 96, "nub_peb.exn_stack_gva");
-_Static_assert(offsetof(struct nub_peb, scratch_gva) == 112, "nub_peb.scratch_gva");
-_Static_assert(offsetof(struct nub_peb, dispatch_gva) == 128, "nub_peb.dispatch_gva");
-_Static_assert(offsetof(struct nub_peb, boot_info_gva) == 136, "nub_peb.boot_info_gva");
+NUB_STATIC_ASSERT(sizeof(struct nub_peb) == 144, "nub_peb size");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, abi_version) == 8, "nub_peb.abi_version");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, input_gva) == 16, "nub_peb.input_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, output_gva) == 32, "nub_peb.output_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, heap_gva) == 48, "nub_peb.heap_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, init_data_gva) == 64, "nub_peb.init_data_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, stack_gva) == 80, "nub_peb.stack_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, exn_stack_gva) == 96, "nub_peb.exn_stack_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, scratch_gva) == 112, "nub_peb.scratch_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, dispatch_gva) == 128, "nub_peb.dispatch_gva");
+NUB_STATIC_ASSERT(offsetof(struct nub_peb, boot_info_gva) == 136, "nub_peb.boot_info_gva");
 
 /* ---- Scratch top page ------------------------------ */
 
@@ -149,12 +157,12 @@ struct nub_abort_record {
     uint32_t reserved;
     char msg[NUB_ABORT_MSG_MAX];
 };
-_Static_assert(sizeof(struct nub_abort_record) == 56 + NUB_ABORT_MSG_MAX, "abort record size");
-_Static_assert(offsetof(struct nub_abort_record, code) == 8, "abort.code");
-_Static_assert(offsetof(struct nub_abort_record, vector) == 16, "abort.vector");
-_Static_assert(offsetof(struct nub_abort_record, rip) == 40, "abort.rip");
-_Static_assert(offsetof(struct nub_abort_record, msg_len) == 48, "abort.msg_len");
-_Static_assert(offsetof(struct nub_abort_record, msg) == 56, "abort.msg");
+NUB_STATIC_ASSERT(sizeof(struct nub_abort_record) == 56 + NUB_ABORT_MSG_MAX, "abort record size");
+NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, code) == 8, "abort.code");
+NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, vector) == 16, "abort.vector");
+NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, rip) == 40, "abort.rip");
+NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, msg_len) == 48, "abort.msg_len");
+NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, msg) == 56, "abort.msg");
 
 /* Offset of the host-authoritative guest counter, counted down from the top
  * of scratch: counter GVA = NUB_MAX_GVA + 1 - this. */
@@ -177,9 +185,9 @@ struct nub_scratch_top {
     uint32_t max_log_level;             /* written by the host only (NUB_LOG_LEVEL_*) */
     uint32_t reserved_tail;
 };
-_Static_assert(sizeof(struct nub_scratch_top) == NUB_PAGE_SIZE, "scratch top is one page");
-_Static_assert(offsetof(struct nub_scratch_top, abort_rec) == 16, "scratch_top.abort_rec");
-_Static_assert(offsetof(struct nub_scratch_top, guest_counter) ==
+NUB_STATIC_ASSERT(sizeof(struct nub_scratch_top) == NUB_PAGE_SIZE, "scratch top is one page");
+NUB_STATIC_ASSERT(offsetof(struct nub_scratch_top, abort_rec) == 16, "scratch_top.abort_rec");
+NUB_STATIC_ASSERT(offsetof(struct nub_scratch_top, guest_counter) ==
                    NUB_PAGE_SIZE - NUB_SCRATCH_TOP_GUEST_COUNTER_OFFSET,
                "guest counter at its fixed offset from the top of scratch");
 _Static_assert(offsetof(struct nub_scratch_top, max_log_level) ==
@@ -209,11 +217,11 @@ struct nub_msg {
     uint64_t payload_len; /* payload bytes following the header */
     uint64_t error_len;   /* error-message bytes following the payload */
 };
-_Static_assert(sizeof(struct nub_msg) == 32, "nub_msg size");
-_Static_assert(offsetof(struct nub_msg, kind) == 4, "nub_msg.kind");
-_Static_assert(offsetof(struct nub_msg, id) == 8, "nub_msg.id");
-_Static_assert(offsetof(struct nub_msg, payload_len) == 16, "nub_msg.payload_len");
-_Static_assert(offsetof(struct nub_msg, error_len) == 24, "nub_msg.error_len");
+NUB_STATIC_ASSERT(sizeof(struct nub_msg) == 32, "nub_msg size");
+NUB_STATIC_ASSERT(offsetof(struct nub_msg, kind) == 4, "nub_msg.kind");
+NUB_STATIC_ASSERT(offsetof(struct nub_msg, id) == 8, "nub_msg.id");
+NUB_STATIC_ASSERT(offsetof(struct nub_msg, payload_len) == 16, "nub_msg.payload_len");
+NUB_STATIC_ASSERT(offsetof(struct nub_msg, error_len) == 24, "nub_msg.error_len");
 
 /* Response statuses (nub_msg.id of a NUB_MSG_RESPONSE). */
 #define NUB_STATUS_OK           0u /* success */
@@ -249,7 +257,7 @@ struct nub_heap_stats {
     uint64_t frees;          /* frees so far */
     uint64_t failed_allocs;  /* allocations that returned NULL */
 };
-_Static_assert(sizeof(struct nub_heap_stats) == 48, "heap stats size");
+NUB_STATIC_ASSERT(sizeof(struct nub_heap_stats) == 48, "heap stats size");
 
 /* ---- Boot info and cap directory ------------------- */
 
@@ -264,8 +272,8 @@ struct nub_boot_info {
     uint64_t dir_gva;    /* cache directory (struct nub_cdir_header) */
     uint64_t dir_size;   /* bytes from dir_gva the directory may use */
 };
-_Static_assert(sizeof(struct nub_boot_info) == 32, "boot info size");
-_Static_assert(offsetof(struct nub_boot_info, dir_gva) == 16, "boot_info.dir_gva");
+NUB_STATIC_ASSERT(sizeof(struct nub_boot_info) == 32, "boot info size");
+NUB_STATIC_ASSERT(offsetof(struct nub_boot_info, dir_gva) == 16, "boot_info.dir_gva");
 
 /* Cap kinds: the first byte of a canonical cap encoding. */
 #define NUB_CAP_DATA     1u
@@ -297,19 +305,19 @@ struct nub_cdir_header {
     uint64_t arena_size;  /* arena bytes */
     uint64_t arena_used;  /* arena bytes in use */
 };
-_Static_assert(sizeof(struct nub_cdir_header) == 64, "cdir header size");
-_Static_assert(offsetof(struct nub_cdir_header, capacity) == 16, "cdir.capacity");
-_Static_assert(offsetof(struct nub_cdir_header, table_off) == 32, "cdir.table_off");
-_Static_assert(offsetof(struct nub_cdir_header, arena_used) == 56, "cdir.arena_used");
+NUB_STATIC_ASSERT(sizeof(struct nub_cdir_header) == 64, "cdir header size");
+NUB_STATIC_ASSERT(offsetof(struct nub_cdir_header, capacity) == 16, "cdir.capacity");
+NUB_STATIC_ASSERT(offsetof(struct nub_cdir_header, table_off) == 32, "cdir.table_off");
+NUB_STATIC_ASSERT(offsetof(struct nub_cdir_header, arena_used) == 56, "cdir.arena_used");
 
 struct nub_cdir_slot {
     uint8_t hash[NUB_CAP_HASH_SIZE]; /* cap hash */
     uint64_t blob_off;               /* offset of the encoding from the directory base */
     uint64_t blob_len;               /* encoding length; 0 = empty slot */
 };
-_Static_assert(sizeof(struct nub_cdir_slot) == 48, "cdir slot size");
-_Static_assert(offsetof(struct nub_cdir_slot, blob_off) == 32, "cdir_slot.blob_off");
-_Static_assert(offsetof(struct nub_cdir_slot, blob_len) == 40, "cdir_slot.blob_len");
+NUB_STATIC_ASSERT(sizeof(struct nub_cdir_slot) == 48, "cdir slot size");
+NUB_STATIC_ASSERT(offsetof(struct nub_cdir_slot, blob_off) == 32, "cdir_slot.blob_off");
+NUB_STATIC_ASSERT(offsetof(struct nub_cdir_slot, blob_len) == 40, "cdir_slot.blob_len");
 
 /*
  * Load limit: a directory of `capacity` slots holds at most
@@ -347,8 +355,8 @@ struct nub_nubk_config {
     uint64_t capacity;    /* directory slots (power of two); 0 = default */
     uint64_t arena_size;  /* arena bytes; 0 = default */
 };
-_Static_assert(sizeof(struct nub_nubk_config) == 24, "nubk config size");
-_Static_assert(offsetof(struct nub_nubk_config, capacity) == 8, "nubk_config.capacity");
-_Static_assert(offsetof(struct nub_nubk_config, arena_size) == 16, "nubk_config.arena_size");
+NUB_STATIC_ASSERT(sizeof(struct nub_nubk_config) == 24, "nubk config size");
+NUB_STATIC_ASSERT(offsetof(struct nub_nubk_config, capacity) == 8, "nubk_config.capacity");
+NUB_STATIC_ASSERT(offsetof(struct nub_nubk_config, arena_size) == 16, "nubk_config.arena_size");
 
 #endif /* NUB_ABI_H */

@@ -7,6 +7,10 @@
 
 #include "nub/abi.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * A cap is a typed, immutable, content-addressed object named by its
  * 32-byte hash. This header is freestanding and compiled into the host
@@ -262,5 +266,9 @@ void nub_cap_data_hash(const void *bytes, uint64_t len, uint8_t out[NUB_CAP_HASH
 
 /* Name of an error code ("NUB_CAP_E_TRUNCATED: ..."); a static string, never NULL. */
 const char *nub_cap_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NUB_CAP_H */

@@ -7,6 +7,10 @@
 
 #include "nub/abi.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * A directory is one contiguous block of `size` bytes:
  *
@@ -111,5 +115,9 @@ int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_S
 
 /* Static, human-readable name of a NUB_CDIR_* result. */
 const char *nub_cdir_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NUB_CDIR_H */

@@ -43,6 +43,12 @@ extern "C" {
 #endif
 
 #define NUB_NORETURN __attribute__((noreturn))
+/* C99 `restrict`, spelled so the header also compiles as C++. */
+#ifdef __cplusplus
+#define NUB_RESTRICT __restrict
+#else
+#define NUB_RESTRICT restrict
+#endif
 #define NUB_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))
 
 /* ---- Program entry and function registration ---------------------------- */
@@ -301,7 +307,7 @@ void free(void *ptr);
 
 /* ---- Memory and string helpers (standard semantics) ---------------------------------- */
 
-void *memcpy(void *restrict dst, const void *restrict src, size_t n);
+void *memcpy(void *NUB_RESTRICT dst, const void *NUB_RESTRICT src, size_t n);
 void *memmove(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);

@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * Everything here is usable on both sides: no allocation, no libc, no
  * global mutable state. States are plain structs owned by the caller; they
@@ -158,5 +162,9 @@ void nub_blake3_limit_simd(nub_blake3_state *s, unsigned max_lanes);
  * Returns a static string.
  */
 const char *nub_blake3_simd_path(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NUB_HASH_H */

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nub/abi.h" /* log levels, memory permissions, nubk config, hash size */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * Overview
  * --------
@@ -356,5 +360,9 @@ int nub_vmem32_map(const struct nub_vmem32_ops *ops, uint32_t va, uint64_t pa,
  * 4 MiB leaf).  E_UNMAPPED when not mapped. */
 int nub_vmem32_virt_to_phys(const struct nub_vmem32_ops *ops, uint32_t va,
                             uint64_t *pa, uint32_t *flags);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NUB_VMEM_H */

@@ -6,6 +6,10 @@
 
 #include "nub/abi.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * A buffer is a stack of messages. Bytes [0, 8) hold the stack pointer:
  * the offset of the first free byte, NUB_WIRE_EMPTY_SP when empty. A frame
@@ -115,5 +119,9 @@ int nub_wire_discard(uint8_t *buf, uint64_t size);
 
 /* Static, human-readable name of a wire error code. */
 const char *nub_wire_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NUB_WIRE_H */
