@@ -14,11 +14,18 @@ VERSION := 0.1.0
 WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes
 OPT     ?= -O2
 HOST_CFLAGS  := -std=c11 $(OPT) -g $(WARN) -fPIC -Iinclude -Icommon -D_GNU_SOURCE $(EXTRA_CFLAGS)
-GUEST_CFLAGS := -std=c11 $(OPT) -g $(WARN) -Iinclude -Icommon -DNUB_GUEST=1 \
-                -ffreestanding -nostdlib -fno-pic -fno-pie -mcmodel=kernel \
-                -mno-red-zone -fno-stack-protector -fno-asynchronous-unwind-tables
-GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/nub.ld -Wl,--build-id=none \
-                 -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
+# What every guest needs, in the tree and outside it (nubguest.pc): no PIE (the
+# kernel code model cannot be PIC), no stack protector (no libc to provide
+# __stack_chk_fail), no red zone (kernel-mode exceptions push below RSP), no
+# build-id note (the linker script places every section itself). -static
+# already links a non-PIE executable with gcc and clang (clang warns that
+# -no-pie is unused there, so it is not passed).
+GUEST_ARCH_CFLAGS := -ffreestanding -fno-pic -fno-pie -mcmodel=kernel -mno-red-zone \
+                     -fno-stack-protector -fno-asynchronous-unwind-tables
+GUEST_ARCH_LDFLAGS := -nostdlib -static -Wl,--build-id=none -Wl,-z,max-page-size=4096 \
+                      -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
+GUEST_CFLAGS := -std=c11 $(OPT) -g $(WARN) -Iinclude -Icommon -DNUB_GUEST=1 -nostdlib $(GUEST_ARCH_CFLAGS)
+GUEST_LDFLAGS := $(GUEST_ARCH_LDFLAGS) -Wl,-T,guest/nub.ld
 TEST_CFLAGS  := -std=c11 $(OPT) -g $(WARN) -Iinclude -Icommon -D_GNU_SOURCE $(EXTRA_CFLAGS)
 LDLIBS_HOST  := -lunicorn -lpthread
 LDLIBS_TEST  := -lcriterion -lsodium -lpthread -lm
@@ -44,10 +51,10 @@ LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean headers-check
+.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean headers-check outside-check
 # `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
-all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc
+all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc $(B)/nubguest.pc
 
 $(B)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -101,6 +108,12 @@ $(B)/nub.pc: Makefile
 	@mkdir -p $(dir $@)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: nub\nDescription: embeddable micro-VM sandbox\nVersion: %s\nLibs: -L$${libdir} -lnub\nLibs.private: %s\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(VERSION)' '$(LDLIBS_HOST)' > $@
+
+# Guests outside the tree: cc $(pkg-config --cflags nubguest) -c g.c && cc -o g.elf g.o $(pkg-config --libs nubguest)
+$(B)/nubguest.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\ndatadir=$${prefix}/share/nub\n\nName: nubguest\nDescription: nub guest SDK: freestanding x86-64 guests for libnub\nVersion: %s\nLibs: %s -Wl,-T,$${datadir}/nub.ld -L$${libdir} -lnubguest\nCflags: -I$${includedir} %s\n' \
+	  '$(PREFIX)' '$(VERSION)' '$(GUEST_ARCH_LDFLAGS)' '$(GUEST_ARCH_CFLAGS)' > $@
 
 # The sanitizer build: the same tests with ASan + UBSan, in $(B)/asan.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -166,8 +179,12 @@ kvm-bench: all $(INTEG_BIN) $(BENCH_BIN)
 headers-check:
 	@CC='$(CC)' CXX='$(CXX)' tests/headers/run.sh
 
+# make install into a temporary prefix, then build and run a guest from there with gcc and clang.
+outside-check: all
+	@MAKE='$(MAKE)' tests/outside/run.sh
+
 # Everything: unit, integration (emu), the ASan build, a fuzz smoke, then kvm inside QEMU.
-test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build fuzz-build headers-check
+test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build fuzz-build headers-check outside-check
 	@tests/all.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
 
 bench: all $(BENCH_BIN)
@@ -183,6 +200,11 @@ install: all
 	install -m 644 guest/nub.ld $(GUEST_ELFS) $(DESTDIR)$(PREFIX)/share/nub/
 	install -m 644 include/nub/*.h $(DESTDIR)$(PREFIX)/include/nub/
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/nub.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nub.pc
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/nubguest.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nubguest.pc
+	install -m 644 guests/testguest/testguest.h $(DESTDIR)$(PREFIX)/include/nub/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/nub $(DESTDIR)$(PREFIX)/share/nub/template
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/nub/
+	install -m 644 examples/template/guest.c examples/template/Makefile $(DESTDIR)$(PREFIX)/share/nub/template/
 
 clean:
 	rm -rf $(B)

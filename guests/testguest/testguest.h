@@ -3,13 +3,17 @@
 #define NUB_TESTGUEST_H
 
 /*
- * Freestanding (only <stdint.h>): included by the guest and by host tests.
+ * Freestanding (only <stdint.h> and nub/abi.h): included by the guest and
+ * by host tests; installed as <nub/testguest.h> for programs that drive the
+ * installed testguest.elf.
  * All integers in payloads are little-endian. "Empty" means a zero-length
  * payload. Functions that fault or abort never return a response; the
  * host reports the fault/abort instead.
  */
 
 #include <stdint.h>
+
+#include "nub/abi.h"
 
 /* in: any bytes. out: the same bytes (built in place). */
 #define NUB_TG_FN_ECHO 1u
@@ -164,7 +168,7 @@ struct nub_tg_info {
     uint64_t dispatch_gva;
     uint64_t rsp;             /* stack pointer inside the function */
 };
-_Static_assert(sizeof(struct nub_tg_info) == 18 * 8, "nub_tg_info size");
+NUB_STATIC_ASSERT(sizeof(struct nub_tg_info) == 18 * 8, "nub_tg_info size");
 
 #ifdef NUB_GUEST
 /* Guest side only: each source file of the test guest registers its functions. */
