@@ -37,6 +37,7 @@ HOST_SRC   := $(wildcard host/*.c host/hv/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 INTEG_SRC  := $(wildcard tests/integration/test_*.c)
 BENCH_SRC  := $(wildcard bench/*.c)
+EXAMPLES   := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/Makefile))))
 
 COMMON_HOST_OBJ  := $(COMMON_SRC:%.c=$(B)/host/%.o)
 COMMON_GUEST_OBJ := $(COMMON_SRC:%.c=$(B)/guest/%.o)
@@ -179,7 +180,8 @@ kvm-bench: all $(INTEG_BIN) $(BENCH_BIN)
 headers-check:
 	@CC='$(CC)' CXX='$(CXX)' tests/headers/run.sh
 
-# make install into a temporary prefix, then build and run a guest from there with gcc and clang.
+# make install into a temporary prefix, then build and run a guest from there with gcc and
+# clang, and every example from its installed copy, checking its output.
 outside-check: all
 	@MAKE='$(MAKE)' tests/outside/run.sh
 
@@ -205,6 +207,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/doc/nub $(DESTDIR)$(PREFIX)/share/nub/template
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/nub/
 	install -m 644 examples/template/guest.c examples/template/Makefile $(DESTDIR)$(PREFIX)/share/nub/template/
+	for d in $(EXAMPLES); do install -d $(DESTDIR)$(PREFIX)/share/doc/nub/examples/$$d && \
+	  install -m 644 examples/$$d/* $(DESTDIR)$(PREFIX)/share/doc/nub/examples/$$d/ || exit 1; done
+	install -m 644 examples/README.md $(DESTDIR)$(PREFIX)/share/doc/nub/examples/
 
 clean:
 	rm -rf $(B)
