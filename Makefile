@@ -13,7 +13,8 @@ VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes
 OPT     ?= -O2
-HOST_CFLAGS  := -std=c11 $(OPT) -g $(WARN) -fPIC -Iinclude -Icommon -D_GNU_SOURCE $(EXTRA_CFLAGS)
+# -fvisibility=hidden: libnub.so exports only what include/nub/ declares (nub/api.h).
+HOST_CFLAGS  := -std=c11 $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -Iinclude -Icommon -D_GNU_SOURCE $(EXTRA_CFLAGS)
 # What every guest needs, in the tree and outside it (nubguest.pc): no PIE (the
 # kernel code model cannot be PIC), no stack protector (no libc to provide
 # __stack_chk_fail), no red zone (kernel-mode exceptions push below RSP), no
@@ -52,7 +53,7 @@ LIBNUB_A      := $(B)/libnub.a
 LIBNUB_SO     := $(B)/libnub.so
 LIBNUBGUEST_A := $(B)/libnubguest.a
 
-.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean headers-check outside-check
+.PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean headers-check outside-check exports-check
 # `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
 all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc $(B)/nubguest.pc
@@ -180,13 +181,17 @@ kvm-bench: all $(INTEG_BIN) $(BENCH_BIN)
 headers-check:
 	@CC='$(CC)' CXX='$(CXX)' tests/headers/run.sh
 
+# libnub.so exports exactly the functions the public headers declare (tests/exports/run.sh).
+exports-check: $(LIBNUB_SO)
+	@CC='$(CC)' tests/exports/run.sh $(LIBNUB_SO)
+
 # make install into a temporary prefix, then build and run a guest from there with gcc and
 # clang, and every example from its installed copy, checking its output.
 outside-check: all
 	@MAKE='$(MAKE)' tests/outside/run.sh
 
 # Everything: unit, integration (emu), the ASan build, a fuzz smoke, then kvm inside QEMU.
-test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build fuzz-build headers-check outside-check
+test: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) asan-build fuzz-build headers-check outside-check exports-check
 	@tests/all.sh $(UNIT_BIN) $(INTEG_BIN) $(ASAN_BIN)
 
 bench: all $(BENCH_BIN)

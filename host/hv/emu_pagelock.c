@@ -61,8 +61,13 @@ static lock_fn real_lock;
 static unlock_fn real_unlock;
 
 #if NUB_PAGELOCK_BUILT
-struct page_collection *page_collection_lock_x86_64(struct uc_struct *uc, uint64_t start, uint64_t end);
-void page_collection_unlock_x86_64(struct page_collection *set);
+/* Default visibility although libnub is built with -fvisibility=hidden: the
+ * replacement only works while these names are in the dynamic symbol table
+ * (of libnub.so, or of the executable that links libnub.a). They are the
+ * only exported names outside the public headers (tests/exports/run.sh). */
+__attribute__((visibility("default"))) struct page_collection *
+page_collection_lock_x86_64(struct uc_struct *uc, uint64_t start, uint64_t end);
+__attribute__((visibility("default"))) void page_collection_unlock_x86_64(struct page_collection *set);
 
 static int switched_off(void)
 {

@@ -6,10 +6,13 @@
 #include <stdint.h>
 
 #include "nub/abi.h"
+#include "nub/api.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+NUB_API_BEGIN
 
 /*
  * A cap is a typed, immutable, content-addressed object named by its
@@ -266,6 +269,8 @@ void nub_cap_data_hash(const void *bytes, uint64_t len, uint8_t out[NUB_CAP_HASH
 
 /* Name of an error code ("NUB_CAP_E_TRUNCATED: ..."); a static string, never NULL. */
 const char *nub_cap_strerror(int err);
+
+NUB_API_END
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,13 @@
 #include <stdint.h>
 
 #include "nub/abi.h"
+#include "nub/api.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+NUB_API_BEGIN
 
 /*
  * A directory is one contiguous block of `size` bytes:
@@ -115,6 +118,8 @@ int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_S
 
 /* Static, human-readable name of a NUB_CDIR_* result. */
 const char *nub_cdir_strerror(int err);
+
+NUB_API_END
 
 #ifdef __cplusplus
 }

@@ -5,9 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nub/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+NUB_API_BEGIN
 
 /*
  * Everything here is usable on both sides: no allocation, no libc, no
@@ -162,6 +166,8 @@ void nub_blake3_limit_simd(nub_blake3_state *s, unsigned max_lanes);
  * Returns a static string.
  */
 const char *nub_blake3_simd_path(void);
+
+NUB_API_END
 
 #ifdef __cplusplus
 }

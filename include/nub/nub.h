@@ -6,10 +6,13 @@
 #include <stdint.h>
 
 #include "nub/abi.h" /* log levels, memory permissions, nubk config, hash size */
+#include "nub/api.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+NUB_API_BEGIN
 
 /*
  * Lifecycle
@@ -683,6 +686,8 @@ void nub_pool_destroy(nub_pool *pool);
  * watchdog that could not start) and reads of the cache directory do not
  * count. */
 uint64_t nub_sandbox_call_count(const nub_sandbox *sb);
+
+NUB_API_END
 
 #ifdef __cplusplus
 }

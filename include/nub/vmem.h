@@ -6,9 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nub/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+NUB_API_BEGIN
 
 /*
  * Overview
@@ -360,6 +364,8 @@ int nub_vmem32_map(const struct nub_vmem32_ops *ops, uint32_t va, uint64_t pa,
  * 4 MiB leaf).  E_UNMAPPED when not mapped. */
 int nub_vmem32_virt_to_phys(const struct nub_vmem32_ops *ops, uint32_t va,
                             uint64_t *pa, uint32_t *flags);
+
+NUB_API_END
 
 #ifdef __cplusplus
 }

@@ -5,10 +5,13 @@
 #include <stdint.h>
 
 #include "nub/abi.h"
+#include "nub/api.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+NUB_API_BEGIN
 
 /*
  * A buffer is a stack of messages. Bytes [0, 8) hold the stack pointer:
@@ -119,6 +122,8 @@ int nub_wire_discard(uint8_t *buf, uint64_t size);
 
 /* Static, human-readable name of a wire error code. */
 const char *nub_wire_strerror(int err);
+
+NUB_API_END
 
 #ifdef __cplusplus
 }
