@@ -190,7 +190,7 @@ NUB_STATIC_ASSERT(offsetof(struct nub_scratch_top, abort_rec) == 16, "scratch_to
 NUB_STATIC_ASSERT(offsetof(struct nub_scratch_top, guest_counter) ==
                    NUB_PAGE_SIZE - NUB_SCRATCH_TOP_GUEST_COUNTER_OFFSET,
                "guest counter at its fixed offset from the top of scratch");
-_Static_assert(offsetof(struct nub_scratch_top, max_log_level) ==
+NUB_STATIC_ASSERT(offsetof(struct nub_scratch_top, max_log_level) ==
                    NUB_PAGE_SIZE - NUB_SCRATCH_TOP_LOG_LEVEL_OFFSET,
                "max guest log level at its fixed offset from the top of scratch");
 

@@ -2,13 +2,19 @@
 #ifndef NUB_OBSERVE_H
 #define NUB_OBSERVE_H
 
-/* Included by nub/nub.h; needs nub_status, nub_sandbox and nub_log_fn from it. */
+/* Included at the end of nub/nub.h; uses nub_status, nub_sandbox and
+ * nub_log_fn from it, so it includes it too (either may come first). */
 #include <stddef.h>
 #include <stdint.h>
+
+#include "nub/api.h"
+#include "nub/nub.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+NUB_API_BEGIN
 
 /* ---- Metrics -------------------------------------------------------------
  *
@@ -141,6 +147,8 @@ void nub_log_stderr(void *ctx, enum nub_log_source src, uint32_t level, const ch
 
 /* Parse "error", "warn", "info", "debug", "trace" (or "off") into *level; NUB_E_INVALID otherwise. */
 nub_status nub_log_level_parse(const char *name, uint32_t *level);
+
+NUB_API_END
 
 #ifdef __cplusplus
 }
