@@ -274,6 +274,58 @@ fail:
     exit(1);
 }
 
+/* ---- gdb: remote-protocol byte streams as a client sends them (after the out_cap byte) ---- */
+
+/* Appends "$payload#hh" (payload already escaped) to dst at *k. */
+static void gdb_packet(uint8_t *dst, size_t *k, const char *payload, size_t n, int bad_sum)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t sum = 0;
+    dst[(*k)++] = '$';
+    for (size_t i = 0; i < n; i++) {
+        dst[(*k)++] = (uint8_t)payload[i];
+        sum = (uint8_t)(sum + (uint8_t)payload[i]);
+    }
+    sum = (uint8_t)(sum + bad_sum);
+    dst[(*k)++] = '#';
+    dst[(*k)++] = (uint8_t)hex[sum >> 4];
+    dst[(*k)++] = (uint8_t)hex[sum & 15];
+}
+
+static void put_gdb(const char *name, uint8_t cap, const char *const *packets, size_t count, int bad_last)
+{
+    static uint8_t buf[8192];
+    size_t k = 0;
+    buf[k++] = cap;
+    for (size_t i = 0; i < count; i++) {
+        if (packets[i][0] == '+' || packets[i][0] == '\x03') /* acks and Ctrl-C go as they are */
+            buf[k++] = (uint8_t)packets[i][0];
+        else
+            gdb_packet(buf, &k, packets[i], strlen(packets[i]), bad_last && i + 1 == count);
+    }
+    put("gdb", name, buf, k);
+}
+
+static void gdb_seeds(void)
+{
+    static const char *const session[] = {
+        "+", "qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;xmlRegisters=i386", "+", "?", "g",
+        "qXfer:features:read:target.xml:0,ffb", "Hg0", "qfThreadInfo", "qC", "qAttached",
+        "m ffffffff80001000,40", "Z0,ffffffff80001000,1", "vCont?", "vCont;c", "\x03", "z0,ffffffff80001000,1",
+        "p10", "P0=0102030405060708", "s", "k"};
+    put_gdb("session", 0x80, session, sizeof session / sizeof session[0], 0);
+    static const char *const write_mem[] = {"X ffffffff80002000,6:a}]b}\x03}}#", "M ffffffff80002000,4:deadbeef",
+                                            "G0000000000000000ffffffffffffffff"};
+    put_gdb("write-memory-escapes", 0x80, write_mem, 3, 0);
+    static const char *const bad[] = {"qSupported", "g"};
+    put_gdb("bad-checksum", 0x80, bad, 2, 1);
+    static const char *const small[] = {"m 0,8", "qSupported:multiprocess+"};
+    put_gdb("small-out-cap", 0x08, small, 2, 0);
+    static const uint8_t garbage[] = {0x80, '+', '+', 'x', '$', 'g', '$', 'g', '#', '6', '7', '$', '}', '#', '0', '0',
+                                      '$', 'm', '#', 'z', 'z', '$', '?', '#', '3'};
+    put("gdb", "garbage-and-partial", garbage, sizeof garbage);
+}
+
 /* ---- x86: instruction sequences (each input is one instruction stream) ---- */
 
 static void x86_seeds(void)
@@ -304,6 +356,7 @@ int main(int argc, char **argv)
     cdir_seeds();
     config_seeds();
     x86_seeds();
+    gdb_seeds();
     snapfile_seeds(bare);
     return 0;
 }
