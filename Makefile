@@ -161,7 +161,7 @@ $(FUZZ_B)/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_B)/libnub.a
 fuzz-seeds: $(LIBNUB_A) $(GUEST_ELFS)
 	@mkdir -p $(B)/tests/fuzz tests/fuzz/corpus/elf
 	$(CC) $(TEST_CFLAGS) tests/fuzz/mkseeds.c -o $(B)/tests/fuzz/mkseeds $(LIBNUB_A) $(LDLIBS_HOST)
-	$(B)/tests/fuzz/mkseeds tests/fuzz/corpus
+	$(B)/tests/fuzz/mkseeds tests/fuzz/corpus $(B)/guests/bare.elf
 	for g in $(GUEST_NAMES); do strip --strip-all -o tests/fuzz/corpus/elf/guest-$$g $(B)/guests/$$g.elf; done
 
 # Each target for FUZZ_SECONDS seconds on its corpus; fails on a crash, leak or

@@ -285,10 +285,12 @@ static nub_status check_layout(const char *path, const struct nub_snapfile_heade
                        (unsigned long long)h->mem_offset, (unsigned long long)h->mem_size,
                        NUB_SNAPFILE_MEM_OFFSET, (unsigned long long)(lay->snapshot_size + lay->scratch_size));
     uint64_t total = 0;
-    if (!nub_add_u64(h->mem_offset, h->mem_size, &total) || fsize != total)
-        return CORRUPT(err, path, fsize < total ? "truncated" : "trailing bytes",
-                       "%s is %llu bytes, header and memory make %llu", path, (unsigned long long)fsize,
-                       (unsigned long long)total);
+    if (!nub_add_u64(h->mem_offset, h->mem_size, &total) || fsize < total)
+        return CORRUPT(err, path, "truncated", "%s is %llu bytes, header and memory make %llu", path,
+                       (unsigned long long)fsize, (unsigned long long)total);
+    if (fsize > total)
+        return CORRUPT(err, path, "trailing bytes", "%s is %llu bytes, header and memory make %llu", path,
+                       (unsigned long long)fsize, (unsigned long long)total);
     return NUB_OK;
 }
 
@@ -367,7 +369,6 @@ static nub_status adopt(const char *path, const struct nub_snapfile_header *h, c
 nub_status nub_snapshot_load(const char *path, nub_snapshot **out, struct nub_error *err)
 {
     static const size_t page_size = NUB_SNAPFILE_MEM_OFFSET;
-    uint8_t *page = malloc(page_size);
     struct nub_snapfile_header h;
     struct nub_snapshot meta;
     struct nub_config cfg;
@@ -376,6 +377,7 @@ nub_status nub_snapshot_load(const char *path, nub_snapshot **out, struct nub_er
     if (out == NULL || path == NULL)
         return nub_err_set(err, NUB_E_INVALID, "%s is NULL", out ? "path" : "out");
     *out = NULL;
+    uint8_t *page = malloc(page_size);
     if (page == NULL)
         return nub_err_set(err, NUB_E_NOMEM, "cannot allocate %zu bytes", page_size);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* no wait on a FIFO */

@@ -224,6 +224,108 @@ static void config_seeds(void)
     put("config", "all-ones", &c, sizeof c);
 }
 
+/* ---- snapfile: the bare guest's snapshot files, pre-init and evolved, smallest sizes ---- */
+
+/* The file at `path` behind one mode byte (fuzz_snapfile.c: 1 = fix up origin and hashes). */
+static void put_snapfile(const char *name, const char *path)
+{
+    static uint8_t buf[1u << 20];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf + 1, 1, sizeof buf - 1, f) : 0;
+    if (f == NULL || n == 0 || n == sizeof buf - 1) {
+        fprintf(stderr, "mkseeds: cannot read %s\n", path);
+        exit(1);
+    }
+    fclose(f);
+    buf[0] = 1;
+    put("snapfile", name, buf, n + 1);
+    remove(path);
+}
+
+static void snapfile_seeds(const char *guest)
+{
+    struct nub_config cfg;
+    struct nub_error err;
+    nub_snapshot *pre = NULL, *ready = NULL;
+    nub_sandbox *sb = NULL;
+    static const char tmp[] = "tests/fuzz/corpus/.snapfile.tmp";
+    nub_config_default(&cfg);
+    cfg.backend = NUB_BACKEND_EMU;
+    cfg.heap_size = cfg.stack_size = cfg.input_size = cfg.output_size = 4096; /* the smallest sizes */
+    if (nub_snapshot_from_file(guest, NULL, &cfg, &pre, &err) != NUB_OK ||
+        nub_snapshot_save(pre, tmp, &err) != NUB_OK)
+        goto fail;
+    put_snapfile("bare-pre-init", tmp);
+    if (nub_sandbox_new_from_snapshot(pre, &cfg, &sb, &err) != NUB_OK)
+        goto fail;
+    if (nub_sandbox_evolve(sb) != NUB_OK || nub_sandbox_snapshot(sb, &ready) != NUB_OK ||
+        nub_snapshot_save(ready, tmp, &err) != NUB_OK) {
+        const struct nub_error *why = nub_sandbox_last_error(sb);
+        fprintf(stderr, "mkseeds: evolving or capturing %s: %s\n", guest, why ? why->message : "");
+        exit(1);
+    }
+    put_snapfile("bare-evolved", tmp);
+    nub_sandbox_destroy(sb);
+    nub_snapshot_release(ready);
+    nub_snapshot_release(pre);
+    return;
+fail:
+    fprintf(stderr, "mkseeds: snapshot of %s: %s\n", guest, err.message);
+    exit(1);
+}
+
+/* ---- gdb: remote-protocol byte streams as a client sends them (after the out_cap byte) ---- */
+
+/* Appends "$payload#hh" (payload already escaped) to dst at *k. */
+static void gdb_packet(uint8_t *dst, size_t *k, const char *payload, size_t n, int bad_sum)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t sum = 0;
+    dst[(*k)++] = '$';
+    for (size_t i = 0; i < n; i++) {
+        dst[(*k)++] = (uint8_t)payload[i];
+        sum = (uint8_t)(sum + (uint8_t)payload[i]);
+    }
+    sum = (uint8_t)(sum + bad_sum);
+    dst[(*k)++] = '#';
+    dst[(*k)++] = (uint8_t)hex[sum >> 4];
+    dst[(*k)++] = (uint8_t)hex[sum & 15];
+}
+
+static void put_gdb(const char *name, uint8_t cap, const char *const *packets, size_t count, int bad_last)
+{
+    static uint8_t buf[8192];
+    size_t k = 0;
+    buf[k++] = cap;
+    for (size_t i = 0; i < count; i++) {
+        if (packets[i][0] == '+' || packets[i][0] == '\x03') /* acks and Ctrl-C go as they are */
+            buf[k++] = (uint8_t)packets[i][0];
+        else
+            gdb_packet(buf, &k, packets[i], strlen(packets[i]), bad_last && i + 1 == count);
+    }
+    put("gdb", name, buf, k);
+}
+
+static void gdb_seeds(void)
+{
+    static const char *const session[] = {
+        "+", "qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;xmlRegisters=i386", "+", "?", "g",
+        "qXfer:features:read:target.xml:0,ffb", "Hg0", "qfThreadInfo", "qC", "qAttached",
+        "m ffffffff80001000,40", "Z0,ffffffff80001000,1", "vCont?", "vCont;c", "\x03", "z0,ffffffff80001000,1",
+        "p10", "P0=0102030405060708", "s", "k"};
+    put_gdb("session", 0x80, session, sizeof session / sizeof session[0], 0);
+    static const char *const write_mem[] = {"X ffffffff80002000,6:a}]b}\x03}}#", "M ffffffff80002000,4:deadbeef",
+                                            "G0000000000000000ffffffffffffffff"};
+    put_gdb("write-memory-escapes", 0x80, write_mem, 3, 0);
+    static const char *const bad[] = {"qSupported", "g"};
+    put_gdb("bad-checksum", 0x80, bad, 2, 1);
+    static const char *const small[] = {"m 0,8", "qSupported:multiprocess+"};
+    put_gdb("small-out-cap", 0x08, small, 2, 0);
+    static const uint8_t garbage[] = {0x80, '+', '+', 'x', '$', 'g', '$', 'g', '#', '6', '7', '$', '}', '#', '0', '0',
+                                      '$', 'm', '#', 'z', 'z', '$', '?', '#', '3'};
+    put("gdb", "garbage-and-partial", garbage, sizeof garbage);
+}
+
 /* ---- x86: instruction sequences (each input is one instruction stream) ---- */
 
 static void x86_seeds(void)
@@ -247,11 +349,14 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         root = argv[1];
+    const char *bare = argc > 2 ? argv[2] : "build/guests/bare.elf";
     elf_seeds();
     wire_seeds();
     cap_seeds();
     cdir_seeds();
     config_seeds();
     x86_seeds();
+    gdb_seeds();
+    snapfile_seeds(bare);
     return 0;
 }

@@ -209,8 +209,10 @@ static void expect_reject(struct corpus *c, const uint8_t *img, size_t len, nub_
     nub_status rc = nub_snapshot_load(c->bad, &s, &err);
     cr_assert_eq(rc, code, "%s: got %s (%s)", what, nub_strerror(rc), err.message);
     cr_assert_null(s);
-    cr_assert_eq(strncmp(err.message, check, strlen(check)), 0, "%s: message \"%s\" names \"%s\"", what,
-                 err.message, check);
+    size_t n = strlen(check);
+    cr_assert(strncmp(err.message, check, n) == 0 && strncmp(err.message + n, ": ", 2) == 0 &&
+                  err.message[n + 2] != '\0',
+              "%s: message \"%s\" is \"%s: \" and what failed", what, err.message, check);
     cr_assert_eq(count_fds(), fds, "%s: no fd left open", what);
 }
 
