@@ -266,13 +266,13 @@ static nub_status check_layout(const char *path, const struct nub_snapfile_heade
                                struct nub_config *cfg, struct nub_layout *lay, struct nub_error *err)
 {
     struct nub_config in;
-    struct nub_error why;
+    struct nub_error why = {0}; /* normalisation leaves it alone when it succeeds */
     config_from(h, &in);
     if (in.max_image_size == 0 || in.heap_size == 0 || in.stack_size == 0 || in.input_size == 0 ||
         in.output_size == 0 || h->max_log_level > NUB_LOG_LEVEL_TRACE)
         return CORRUPT(err, path, "configuration", "a size or log level in %s is out of range", path);
     if (nub_config_normalise(&in, cfg, &why) != NUB_OK || memcmp(&in, cfg, sizeof in) != 0)
-        return CORRUPT(err, path, "configuration", "%s", why.code ? why.message : "sizes are not normalised");
+        return CORRUPT(err, path, "configuration", "%s", why.message[0] ? why.message : "sizes are not normalised");
     if (h->image_size > cfg->max_image_size ||
         nub_layout_compute(cfg, h->image_size, h->init_size, lay, &why) != NUB_OK)
         return CORRUPT(err, path, "layout", "%s", h->image_size > cfg->max_image_size ? "image above its limit" : why.message);
