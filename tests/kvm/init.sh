@@ -5,8 +5,9 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# /tmp stays the initramfs's own directory (already in RAM): a tmpfs over it would hide the
+# sources run.sh packs at the checkout's path, which may itself lie under /tmp.
 mkdir -p /dev/shm /tmp
-mount -t tmpfs tmp /tmp
 mount -t tmpfs shm /dev/shm
 ifconfig lo 127.0.0.1 up # the gdb tests talk to the stub over loopback
 . /etc/nubkvm.env
