@@ -1,4 +1,4 @@
-/* Backend-level tests of host/hv/kvm.c: exits, registers, interrupts and resources, with hand-assembled long-mode guests. */
+/* Backend-level tests of host/hv/kvm_x86_64.c: exits, registers, interrupts and resources, with hand-assembled long-mode guests. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>

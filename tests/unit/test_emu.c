@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../host/hv/emu_x86.h"
+#include "../../host/hv/x86_64_len.h"
 #include "../../host/hv/hv.h"
 #include "nub/vmem.h"
 
@@ -733,13 +733,13 @@ Test(emu, decoder_lengths)
         if (strcmp(c->what, "truncated modrm") == 0)
             avail = 1;
         bool io = !c->io;
-        size_t got = nub_emu_x86_insn_len(c->bytes, avail, &io);
+        size_t got = nub_x86_64_insn_len(c->bytes, avail, &io);
         cr_expect_eq(got, c->len, "%s: length %zu, want %zu", c->what, got, c->len);
         if (c->len != 0)
             cr_expect_eq(io, c->io, "%s: io flag", c->what);
     }
     bool io;
-    cr_assert_eq(nub_emu_x86_insn_len(insn_cases[9].bytes, 9, &io), 0, "imm64 cut short");
-    cr_assert(nub_emu_x86_may_have_io((const uint8_t[]){0x90, 0xee}, 2));
-    cr_assert(!nub_emu_x86_may_have_io((const uint8_t[]){0x90, 0xf4}, 2));
+    cr_assert_eq(nub_x86_64_insn_len(insn_cases[9].bytes, 9, &io), 0, "imm64 cut short");
+    cr_assert(nub_x86_64_may_have_io((const uint8_t[]){0x90, 0xee}, 2));
+    cr_assert(!nub_x86_64_may_have_io((const uint8_t[]){0x90, 0xf4}, 2));
 }

@@ -9,7 +9,7 @@
 #include <unicorn/unicorn.h>
 
 #include "emu_pagelock.h"
-#include "emu_x86.h"
+#include "x86_64_len.h"
 #include "nub/vmem.h"
 
 /*
@@ -428,7 +428,7 @@ static bool tb_stop_range(struct nub_hv *hv, uint64_t start, uint32_t size, uint
     bool any = false;
     while (off < size) {
         bool io;
-        size_t len = nub_emu_x86_insn_len(hv->tb_buf + off, size - off, &io);
+        size_t len = nub_x86_64_insn_len(hv->tb_buf + off, size - off, &io);
         if (len == 0)
             break;
         off += (uint32_t)len;
@@ -438,7 +438,7 @@ static bool tb_stop_range(struct nub_hv *hv, uint64_t start, uint32_t size, uint
             any = true;
         }
     }
-    if (off < size && nub_emu_x86_may_have_io(hv->tb_buf + off, size - off)) {
+    if (off < size && nub_x86_64_may_have_io(hv->tb_buf + off, size - off)) {
         first = any ? first : off;
         last = size - 1;
         any = true;
@@ -458,7 +458,7 @@ static bool tb_needs_hooks(struct nub_hv *hv, uint64_t addr, uint32_t size, uint
     }
     if (uc_mem_read(hv->uc, addr, hv->tb_buf, size) != UC_ERR_OK)
         return false; /* cannot be executed either: the fetch will fault */
-    return nub_emu_x86_may_have_io(hv->tb_buf, size) && tb_stop_range(hv, addr, size, lo, hi);
+    return nub_x86_64_may_have_io(hv->tb_buf, size) && tb_stop_range(hv, addr, size, lo, hi);
 }
 
 /* Runs before any instruction of the TB; a stop requested here happens before it. */
