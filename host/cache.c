@@ -69,7 +69,7 @@ static void refresh(nub_sandbox *sb)
     }
 }
 
-int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                              const uint8_t **data, uint64_t *len)
 {
     uint64_t off, n;
@@ -119,7 +119,7 @@ nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count)
     return rc;
 }
 
-int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE])
+int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN])
 {
     if (sb == NULL || hash == NULL || nub_state_claim(sb, NUB_CLAIM_READY) != NUB_OK)
         return 0;
@@ -128,7 +128,7 @@ int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE])
     return found;
 }
 
-nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                          const uint8_t **data, size_t *len)
 {
     if (sb == NULL || hash == NULL || data == NULL || len == NULL)

@@ -410,7 +410,7 @@ int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
  * or when the directory is missing or inconsistent (logged once per guest
  * run through the sandbox's log callback).
  */
-int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                              const uint8_t **data, uint64_t *len);
 
 #endif /* NUB_HOST_INTERNAL_H */

@@ -281,7 +281,7 @@ NUB_STATIC_ASSERT(offsetof(struct nub_boot_info, dir_gva) == 16, "boot_info.dir_
 #define NUB_CAP_IMAGE    3u
 #define NUB_CAP_INSTANCE 4u
 
-#define NUB_CAP_HASH_SIZE 32u
+#define NUB_CAP_HASH_LEN 32 /* bytes in a cap hash */
 
 #define NUB_CDIR_MAGIC   0x3152494450414342ull /* "BCAPDIR1" */
 #define NUB_CDIR_VERSION 1u
@@ -311,7 +311,7 @@ NUB_STATIC_ASSERT(offsetof(struct nub_cdir_header, table_off) == 32, "cdir.table
 NUB_STATIC_ASSERT(offsetof(struct nub_cdir_header, arena_used) == 56, "cdir.arena_used");
 
 struct nub_cdir_slot {
-    uint8_t hash[NUB_CAP_HASH_SIZE]; /* cap hash */
+    uint8_t hash[NUB_CAP_HASH_LEN]; /* cap hash */
     uint64_t blob_off;               /* offset of the encoding from the directory base */
     uint64_t blob_len;               /* encoding length; 0 = empty slot */
 };

@@ -448,8 +448,6 @@ void nub_interrupt_handle_release(nub_interrupt_handle *h);
  * guest published no directory (not nubk) has every cap absent.
  */
 
-#define NUB_CAP_HASH_LEN 32 /* bytes in a cap hash (NUB_CAP_HASH_SIZE in abi.h) */
-
 struct nub_nubk_config; /* abi.h: nubk's init data */
 
 /*

@@ -4,7 +4,7 @@
 #include "internal.h"
 #include "nub/cdir.h"
 
-#define HSZ NUB_CAP_HASH_SIZE
+#define HSZ NUB_CAP_HASH_LEN
 #define SLOT_SIZE ((uint64_t)sizeof(struct nub_cdir_slot))
 #define MAX_PROBED_SLOTS 64u
 
