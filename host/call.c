@@ -461,7 +461,7 @@ nub_status nub_sandbox_set_log_raw(nub_sandbox *sb, int raw)
     return NUB_OK;
 }
 
-void nub_free(void *p)
+void nub_buffer_free(void *p)
 {
     free(p);
 }

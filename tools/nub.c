@@ -329,7 +329,7 @@ static int do_run(struct run_opts *o)
 out:
     if (o->metrics && sb != NULL)
         print_metrics(sb);
-    nub_free(out);
+    nub_buffer_free(out);
     free(in);
     nub_sandbox_destroy(sb);
     return status;
@@ -670,7 +670,7 @@ static int setup_calls(nub_sandbox *sb, int argc, char **argv)
             return 2;
         nub_status rc = nub_call(sb, (uint32_t)fn, in, in_len, &out, &out_len);
         free(in);
-        nub_free(out);
+        nub_buffer_free(out);
         if (rc != NUB_OK)
             return fail("a set-up call", rc, nub_sandbox_last_error(sb));
     }

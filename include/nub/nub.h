@@ -377,7 +377,7 @@ nub_status nub_sandbox_evolve(nub_sandbox *sb);
 
 /*
  * Call guest function `fn_id` with `in_len` bytes. On success *out is a
- * malloc'd copy of the result (free with nub_free(); NULL when empty) and
+ * malloc'd copy of the result (free with nub_buffer_free(); NULL when empty) and
  * *out_len its length.
  * Errors: NUB_E_STATE (not evolved), NUB_E_TOO_LARGE (payload over
  * nub_sandbox_max_input(), checked before entering the guest), NUB_E_GUEST,
@@ -395,8 +395,8 @@ nub_status nub_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_l
 nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
                          void *out, size_t out_cap, size_t *out_len);
 
-/* Free a result of nub_call(). */
-void nub_free(void *p);
+/* Free a buffer the library allocated for the caller: nub_call()'s *out (NULL is a no-op). */
+void nub_buffer_free(void *p);
 
 /*
  * Interrupt the call running on `sb`, from any thread. Every call (and
