@@ -32,6 +32,7 @@
 #include "bench.h"
 #include "nub/cap.h"
 #include "nub/nub.h"
+#include "nub/nubk.h"
 
 #define WARMUP 10u
 #define HOST_FN_EMPTY 1u

@@ -465,3 +465,8 @@ void nub_buffer_free(void *p)
 {
     free(p);
 }
+
+uint64_t nub_sandbox_call_count(const nub_sandbox *sb)
+{
+    return sb ? atomic_load(&sb->calls) : 0;
+}

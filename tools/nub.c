@@ -9,6 +9,7 @@
 #include "nub/abi.h"
 #include "nub/cap.h"
 #include "nub/nub.h"
+#include "nub/nubk.h"
 #include "nub/snapfile.h"
 
 struct run_opts {

@@ -7,7 +7,7 @@
 #include "nub/guest.h"
 #include "nubk.h"
 
-/* Reply with the all-0xFF rejection sentinel (status OK, see abi.h NUB_FN_PUT_CAP). */
+/* Reply with the all-0xFF rejection sentinel (status OK, see NUB_FN_PUT_CAP in nub/nubk.h). */
 static uint32_t reject(struct nub_reply *r, size_t len, const char *why)
 {
     nub_log(NUB_LOG_LEVEL_WARN, "nubk: put_cap: rejected a %zu-byte cap: %s", len, why);

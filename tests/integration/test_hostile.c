@@ -10,6 +10,7 @@
 #include "../../host/internal.h"
 #include "harness.h"
 #include "nub/abi.h"
+#include "nub/nubk.h"
 
 #define ANY_VECTOR UINT64_MAX
 

@@ -12,6 +12,7 @@
 #include "../../host/testing.h"
 #include "harness.h"
 #include "nub/abi.h"
+#include "nub/nubk.h"
 
 #define TRIALS 10000
 

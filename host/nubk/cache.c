@@ -1,9 +1,10 @@
 /* Host cache reader: locates the guest's cap directory through the PEB and boot info, validates it as hostile memory, looks caps up without entering the guest. */
 #include <string.h>
 
+#include "cache.h"
 #include "checked.h"
-#include "internal.h"
 #include "nub/cdir.h"
+#include "nub/nubk.h"
 
 /* Host view of [gva, gva + size) when it lies wholly inside the snapshot region, else NULL. */
 static const uint8_t *snap_range(const uint8_t *snap, uint64_t snap_size, uint64_t gva, uint64_t size)

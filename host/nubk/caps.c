@@ -1,9 +1,10 @@
-/* Host cap API: put caps into a nubk guest (with the no-entry fast path for present caps), host-side hashing, nubk sizing. */
+/* Host side of nubk: put caps into a nubk guest (with the no-entry fast path for present caps), nubk sizing. */
 #include <string.h>
 
-#include "internal.h"
+#include "cache.h"
 #include "nub/cap.h"
 #include "nub/cdir.h"
+#include "nub/nubk.h"
 #include "nub/wire.h"
 
 /* Heap the guest allocator needs beyond the directory: block header,
@@ -156,16 +157,4 @@ nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HAS
     }
     nub_state_release(sb);
     return rc;
-}
-
-nub_status nub_cap_hash_bytes(const void *cap, size_t len, uint8_t out[NUB_CAP_HASH_LEN])
-{
-    if (out == NULL || (cap == NULL && len != 0))
-        return NUB_E_INVALID;
-    return nub_cap_hash_encoded(cap, len, out) == NUB_CAP_OK ? NUB_OK : NUB_E_INVALID;
-}
-
-uint64_t nub_sandbox_call_count(const nub_sandbox *sb)
-{
-    return sb ? atomic_load(&sb->calls) : 0;
 }
