@@ -7,6 +7,7 @@
 #include "gdb.h"
 #include "internal.h"
 #include "nub/wire.h"
+#include "x86_64.h"
 
 static uint8_t *input_buf(nub_sandbox *sb)
 {
@@ -225,7 +226,7 @@ nub_status nub_run_guest(nub_sandbox *sb, uint64_t rip)
     struct nub_hv_regs regs = {0};
     regs.rip = rip;
     regs.rsp = nub_scratch_gva(l, l->stack_off + l->stack_size);
-    regs.rflags = 0x2;
+    regs.rflags = NUB_X86_RFLAGS_FIXED;
     if (nub_state_phase(sb) == NUB_SB_UNINIT) {
         regs.rdi = nub_snap_gva(l->peb_off);
         regs.rsi = sb->seed;
