@@ -79,7 +79,7 @@ static nub_status reply_host_call(nub_sandbox *sb, const struct nub_host_fn_entr
     int rc = nub_wire_sp(in, size, &sp);
     if (rc != NUB_WIRE_OK)
         return protocol(sb, "input buffer corrupted before a host call", rc);
-    uint64_t cap = size - sp >= 40 ? size - sp - 40 : 0;
+    uint64_t cap = size - sp >= NUB_WIRE_FRAME_OVERHEAD ? size - sp - NUB_WIRE_FRAME_OVERHEAD : 0;
     uint8_t *dst;
     if (nub_wire_push_reserve(in, size, cap, 0, &dst) != NUB_WIRE_OK)
         return protocol(sb, "no room on the input buffer for a host-call result", 0);

@@ -224,6 +224,12 @@ NUB_STATIC_ASSERT(offsetof(struct nub_msg, id) == 8, "nub_msg.id");
 NUB_STATIC_ASSERT(offsetof(struct nub_msg, payload_len) == 16, "nub_msg.payload_len");
 NUB_STATIC_ASSERT(offsetof(struct nub_msg, error_len) == 24, "nub_msg.error_len");
 
+/* Bytes a pushed message takes beyond its payload and error bytes (and
+ * their zero padding): the header and the back-pointer. */
+#define NUB_WIRE_FRAME_OVERHEAD ((uint64_t)40)
+NUB_STATIC_ASSERT(NUB_WIRE_FRAME_OVERHEAD == sizeof(struct nub_msg) + 8u,
+                  "frame overhead: the header plus the 8-byte back-pointer");
+
 /* Response statuses (nub_msg.id of a NUB_MSG_RESPONSE). */
 #define NUB_STATUS_OK           0u /* success */
 #define NUB_STATUS_UNKNOWN_FN   1u /* no function registered for fn_id */
