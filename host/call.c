@@ -471,3 +471,10 @@ uint64_t nub_sandbox_call_count(const nub_sandbox *sb)
 {
     return sb ? atomic_load(&sb->calls) : 0;
 }
+
+nub_status nub_test_run_dispatch(nub_sandbox *sb)
+{
+    if (sb == NULL || sb->dispatch_gva == 0)
+        return NUB_E_STATE;
+    return nub_run_guest(sb, sb->dispatch_gva);
+}
