@@ -28,10 +28,11 @@
 #include <unistd.h>
 
 #include "../guests/testguest/testguest.h"
-#include "../host/internal.h"
+#include "../host/testing.h"
 #include "bench.h"
 #include "nub/cap.h"
 #include "nub/nub.h"
+#include "nub/nubk.h"
 
 #define WARMUP 10u
 #define HOST_FN_EMPTY 1u
@@ -101,7 +102,7 @@ static nub_sandbox *make_nubk(const struct nub_config *base)
 static void run_bare(nub_sandbox *sb, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
-        nub_status rc = nub_run_guest(sb, sb->dispatch_gva);
+        nub_status rc = nub_test_run_dispatch(sb);
         if (rc != NUB_OK)
             die("bare run", rc, sb, NULL);
     }

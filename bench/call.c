@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "../guests/testguest/testguest.h"
-#include "../host/internal.h"
+#include "../host/testing.h"
 #include "nub/nub.h"
 #include "bench.h"
 
@@ -89,10 +89,7 @@ static void bench_metrics(nub_sandbox *on, nub_sandbox *off, size_t iters, doubl
 static double bench_metrics_hooks_ns(nub_sandbox *sb, size_t n)
 {
     double t0 = bench_now_ns();
-    for (size_t i = 0; i < n; i++) {
-        nub_metrics_call_begin(sb);
-        nub_metrics_call_end(sb, NUB_OK, 0, 0);
-    }
+    nub_test_metrics_hooks(sb, n);
     return (bench_now_ns() - t0) / (double)n;
 }
 
@@ -121,7 +118,7 @@ static struct bench_stats bench_bare(nub_sandbox *sb, size_t iters, double *v)
 {
     for (size_t i = 0; i < iters; i++) {
         double t0 = bench_now_ns();
-        nub_status rc = nub_run_guest(sb, sb->dispatch_gva);
+        nub_status rc = nub_test_run_dispatch(sb);
         v[i] = bench_now_ns() - t0;
         if (rc != NUB_OK)
             die("bare run", rc, sb, NULL);

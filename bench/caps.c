@@ -9,6 +9,7 @@
 #include "nub/abi.h"
 #include "nub/cap.h"
 #include "nub/nub.h"
+#include "nub/nubk.h"
 
 /* Operations per timed batch for sub-microsecond operations (clock overhead amortised). */
 #define BATCH 1000

@@ -69,7 +69,7 @@ static int out_site_cost(const struct nub_config *cfg, uint32_t n, uint32_t layo
 /* Average ns per absent lookup in v (hashes differ per lookup). */
 static double lookup_ns(const struct nub_cdir_view *v)
 {
-    uint8_t h[NUB_CAP_HASH_SIZE];
+    uint8_t h[NUB_CAP_HASH_LEN];
     memset(h, 0xc3, sizeof h);
     uint64_t n = 0;
     double t0 = bench_now_ns(), t;

@@ -8,7 +8,7 @@
 #include "bytes.h"
 #include "nub/hash.h"
 
-#define HS NUB_CAP_HASH_SIZE
+#define HS NUB_CAP_HASH_LEN
 
 /* Domain-separation tags (docs/caps.md, "Hashing"). */
 #define TAG_DATA_LEAF 0x00u
@@ -125,8 +125,8 @@ void nub_cap_image_init_slots(struct nub_cap *c, const struct nub_cap_slot *slot
     list_set(&c->image.init_slots, slots, count);
 }
 
-void nub_cap_instance(struct nub_cap *c, const uint8_t image[NUB_CAP_HASH_SIZE],
-                      const uint8_t root[NUB_CAP_HASH_SIZE], uint64_t mem_size, uint64_t pc,
+void nub_cap_instance(struct nub_cap *c, const uint8_t image[NUB_CAP_HASH_LEN],
+                      const uint8_t root[NUB_CAP_HASH_LEN], uint64_t mem_size, uint64_t pc,
                       uint64_t gas)
 {
     nub_bytes_zero(c, sizeof *c);
@@ -255,7 +255,7 @@ static bool entry_ok(const struct nub_cap *c, uint8_t kind, const struct nub_cap
 }
 
 int nub_cap_cnode_slot(const struct nub_cap *c, uint32_t i, uint32_t *index,
-                       uint8_t hash[NUB_CAP_HASH_SIZE])
+                       uint8_t hash[NUB_CAP_HASH_LEN])
 {
     if (c == NULL || index == NULL || !entry_ok(c, NUB_CAP_CNODE, &c->cnode.slots, i))
         return NUB_CAP_E_ARG;
@@ -280,7 +280,7 @@ int nub_cap_image_endpoint(const struct nub_cap *c, uint32_t i, struct nub_cap_e
 }
 
 int nub_cap_image_init_slot(const struct nub_cap *c, uint32_t i, uint32_t *slot,
-                            uint8_t hash[NUB_CAP_HASH_SIZE])
+                            uint8_t hash[NUB_CAP_HASH_LEN])
 {
     if (c == NULL || slot == NULL || !entry_ok(c, NUB_CAP_IMAGE, &c->image.init_slots, i))
         return NUB_CAP_E_ARG;
@@ -916,7 +916,7 @@ static void merkle_root(struct merkle *m, uint8_t out[HS])
     nub_bytes_copy(out, cur, HS);
 }
 
-void nub_cap_data_hash(const void *bytes, uint64_t len, uint8_t out[NUB_CAP_HASH_SIZE])
+void nub_cap_data_hash(const void *bytes, uint64_t len, uint8_t out[NUB_CAP_HASH_LEN])
 {
     const uint8_t *p = bytes;
     struct merkle m;
@@ -1037,7 +1037,7 @@ static void hash_valid(const struct nub_cap *c, uint8_t out[HS])
     }
 }
 
-int nub_cap_hash(const struct nub_cap *c, uint8_t out[NUB_CAP_HASH_SIZE])
+int nub_cap_hash(const struct nub_cap *c, uint8_t out[NUB_CAP_HASH_LEN])
 {
     if (out == NULL)
         return NUB_CAP_E_ARG;
@@ -1048,7 +1048,7 @@ int nub_cap_hash(const struct nub_cap *c, uint8_t out[NUB_CAP_HASH_SIZE])
     return NUB_CAP_OK;
 }
 
-int nub_cap_hash_encoded(const uint8_t *enc, size_t len, uint8_t out[NUB_CAP_HASH_SIZE])
+int nub_cap_hash_encoded(const uint8_t *enc, size_t len, uint8_t out[NUB_CAP_HASH_LEN])
 {
     struct nub_cap c;
     if (out == NULL)

@@ -99,7 +99,7 @@ int nub_cdir_open(struct nub_cdir_view *v, const void *base, uint64_t size)
 static int hash_eq(const uint8_t *a, const uint8_t *b)
 {
     uint64_t d = 0;
-    for (size_t i = 0; i < NUB_CAP_HASH_SIZE; i += 8)
+    for (size_t i = 0; i < NUB_CAP_HASH_LEN; i += 8)
         d |= nub_load_le64(a + i) ^ nub_load_le64(b + i);
     return d == 0;
 }
@@ -132,7 +132,7 @@ static int probe(const struct nub_cdir_view *v, const uint8_t *hash, uint64_t *s
     return 0;
 }
 
-int nub_cdir_find(const struct nub_cdir_view *v, const uint8_t hash[NUB_CAP_HASH_SIZE],
+int nub_cdir_find(const struct nub_cdir_view *v, const uint8_t hash[NUB_CAP_HASH_LEN],
                   uint64_t *off, uint64_t *len)
 {
     uint64_t so;
@@ -159,7 +159,7 @@ int nub_cdir_count(const struct nub_cdir_view *v, uint64_t *count)
     return NUB_CDIR_OK;
 }
 
-int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_SIZE],
+int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_LEN],
                     uint64_t len, uint8_t **dst)
 {
     struct nub_cdir_view v;
@@ -181,7 +181,7 @@ int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_S
     if (len > v.arena_size - used)
         return NUB_CDIR_E_ARENA;
     uint8_t *slot = b + so;
-    for (size_t i = 0; i < NUB_CAP_HASH_SIZE; i++)
+    for (size_t i = 0; i < NUB_CAP_HASH_LEN; i++)
         slot[i] = hash[i];
     nub_store_le64(slot + S_BLOB_OFF, v.arena_off + used);
     nub_store_le64(slot + S_BLOB_LEN, len);

@@ -80,7 +80,7 @@ uint64_t nub_wire_max_payload(uint64_t size)
     if (!size_ok(size))
         return 0;
     /* size is 8-aligned, so the payload may fill the frame up to the back-pointer. */
-    return size - NUB_WIRE_EMPTY_SP - HDR_LEN - 8u;
+    return size - NUB_WIRE_EMPTY_SP - NUB_WIRE_FRAME_OVERHEAD;
 }
 
 int nub_wire_push_reserve(uint8_t *buf, uint64_t size, uint64_t payload_len,

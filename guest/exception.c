@@ -3,12 +3,8 @@
 
 #include "internal.h"
 
-#define PF_PRESENT 0x1u
-#define PF_WRITE   0x2u
-#define PF_FETCH   0x10u
-#define GP_IDT     0x2u  /* #GP error code: the selector indexes the IDT (e.g. `int n` past the IDT) */
 
-static const char *const exn_names[NUB_EXN_VECTORS] = {
+static const char *const exn_names[NUB_X86_EXN_VECTORS] = {
     [0] = "divide error",
     [1] = "debug exception",
     [2] = "non-maskable interrupt",
@@ -45,15 +41,15 @@ static uint64_t read_cr2(void)
 /* "page fault (write, protection violation)" etc. into msg; returns the full length. */
 static size_t describe(char *msg, size_t cap, uint64_t vector, uint64_t err)
 {
-    const char *name = vector < NUB_EXN_VECTORS ? exn_names[vector] : NULL;
+    const char *name = vector < NUB_X86_EXN_VECTORS ? exn_names[vector] : NULL;
     if (name == NULL)
         return nub_format(msg, cap, "reserved exception %u", (unsigned)vector);
-    if (vector == 13 && (err & GP_IDT))
+    if (vector == NUB_X86_VEC_GP && (err & NUB_X86_ERR_IDT)) /* e.g. `int n` past the IDT */
         return nub_format(msg, cap, "%s: no IDT gate for vector %u", name, (unsigned)(err >> 3));
-    if (vector != 14)
+    if (vector != NUB_X86_VEC_PF)
         return nub_format(msg, cap, "%s", name);
-    const char *access = (err & PF_FETCH) ? "instruction fetch" : (err & PF_WRITE) ? "write" : "read";
-    const char *why = (err & PF_PRESENT) ? "protection violation" : "not present";
+    const char *access = (err & NUB_X86_PF_I) ? "instruction fetch" : (err & NUB_X86_PF_W) ? "write" : "read";
+    const char *why = (err & NUB_X86_PF_P) ? "protection violation" : "not present";
     return nub_format(msg, cap, "%s (%s, %s)", name, access, why);
 }
 

@@ -7,14 +7,7 @@
 
 #include "nub/abi.h"
 #include "nub/guest.h"
-
-/* Segment selectors of the SDK's GDT (the same values the host loads). */
-#define NUB_SEL_CODE 0x08u
-#define NUB_SEL_DATA 0x10u
-#define NUB_SEL_TSS  0x18u
-
-/* Vectors with a handler (every architectural exception). */
-#define NUB_EXN_VECTORS 32u
+#include "x86_64.h" /* selectors, descriptors, vectors: the same values the host loads */
 
 /* 64-bit TSS (Intel SDM vol. 3, 8.7). */
 struct nub_tss64 {
@@ -26,7 +19,7 @@ struct nub_tss64 {
     uint16_t reserved3;
     uint16_t iomap_base;
 } __attribute__((packed));
-_Static_assert(sizeof(struct nub_tss64) == 104, "64-bit TSS is 104 bytes");
+_Static_assert(sizeof(struct nub_tss64) == NUB_X86_TSS64_SIZE, "64-bit TSS is 104 bytes");
 
 /* 64-bit interrupt gate descriptor. */
 struct nub_idt_gate {
@@ -60,7 +53,7 @@ struct nub_exn_frame {
 /* Descriptor tables: null, code, data, TSS (two slots). */
 struct nub_cpu_tables {
     uint64_t gdt[5] __attribute__((aligned(16)));
-    struct nub_idt_gate idt[NUB_EXN_VECTORS] __attribute__((aligned(16)));
+    struct nub_idt_gate idt[NUB_X86_EXN_VECTORS] __attribute__((aligned(16)));
     struct nub_tss64 tss __attribute__((aligned(16)));
 };
 
@@ -108,7 +101,7 @@ struct nub_rt {
 extern struct nub_rt nub_rt;
 
 /* entry.S */
-extern const uint64_t nub_exn_stubs[NUB_EXN_VECTORS];
+extern const uint64_t nub_exn_stubs[NUB_X86_EXN_VECTORS];
 void nub_dispatch_entry(void);
 
 /* boot.c: called by _start with the host's boot registers. */

@@ -5,9 +5,6 @@
 #include "internal.h"
 #include "nub/wire.h"
 
-/* Frame overhead: message header plus back-pointer. */
-#define FRAME_OVERHEAD ((uint64_t)sizeof(struct nub_msg) + 8u)
-
 int nub_log_enabled(uint32_t level)
 {
     return level >= NUB_LOG_LEVEL_ERROR && level <= NUB_LOG_LEVEL_TRACE &&
@@ -29,9 +26,10 @@ int nub_vlog(uint32_t level, const char *fmt, va_list ap)
         return 0;
     uint64_t sp = output_sp();
     uint64_t room = nub_rt.output_size - sp;
-    if (room < FRAME_OVERHEAD)
+    if (room < NUB_WIRE_FRAME_OVERHEAD)
         return -1;
-    uint64_t cap = room - FRAME_OVERHEAD < NUB_GUEST_LOG_MAX ? room - FRAME_OVERHEAD : NUB_GUEST_LOG_MAX;
+    uint64_t cap = room - NUB_WIRE_FRAME_OVERHEAD < NUB_GUEST_LOG_MAX ? room - NUB_WIRE_FRAME_OVERHEAD
+                                                                      : NUB_GUEST_LOG_MAX;
     uint8_t *p;
     int rc = nub_wire_push_reserve(nub_rt.output, nub_rt.output_size, cap, 0, &p);
     if (rc != NUB_WIRE_OK)

@@ -6,9 +6,6 @@
 #include "internal.h"
 #include "nub/wire.h"
 
-/* Frame overhead: message header plus back-pointer. */
-#define FRAME_OVERHEAD ((uint64_t)sizeof(struct nub_msg) + 8u)
-
 /* Validated output stack pointer; a corrupt output buffer is fatal. */
 static uint64_t output_sp(void)
 {
@@ -24,7 +21,7 @@ static uint64_t frame_end(const struct nub_reply *r)
 {
     /* r->len fit the output buffer when it was framed, so this cannot wrap;
      * the same sum as nub_wire_frame_len(r->len, 0), without its stores. */
-    return r->frame_off + ((FRAME_OVERHEAD - 8u + r->len + 7u) & ~(uint64_t)7u) + 8u;
+    return r->frame_off + ((NUB_WIRE_FRAME_OVERHEAD - 8u + r->len + 7u) & ~(uint64_t)7u) + 8u;
 }
 
 /* Where the reply frame starts: its provisional frame, or the top of the stack. */
@@ -46,7 +43,7 @@ static uint64_t reply_base(const struct nub_reply *r)
 static uint64_t capacity_at(uint64_t base)
 {
     uint64_t room = nub_rt.output_size - base;
-    return room >= FRAME_OVERHEAD ? room - FRAME_OVERHEAD : 0;
+    return room >= NUB_WIRE_FRAME_OVERHEAD ? room - NUB_WIRE_FRAME_OVERHEAD : 0;
 }
 
 /* Rewind to base (a store only when the stack pointer is elsewhere) and
@@ -138,7 +135,7 @@ void nub_reply_finish(struct nub_reply *r, uint32_t status)
         nub_reply_error(r, status, "guest function failed with status %u", status);
     uint64_t base = reply_base(r);
     uint64_t cap = capacity_at(base);
-    if (nub_rt.output_size - base < FRAME_OVERHEAD)
+    if (nub_rt.output_size - base < NUB_WIRE_FRAME_OVERHEAD)
         nub_abort(NUB_GUEST_ABORT_PROTOCOL, "reply: no room for the response in the output buffer");
     uint64_t err_len = r->err_len;
     if (err_len > cap - r->len)

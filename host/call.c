@@ -7,6 +7,7 @@
 #include "gdb.h"
 #include "internal.h"
 #include "nub/wire.h"
+#include "x86_64.h"
 
 static uint8_t *input_buf(nub_sandbox *sb)
 {
@@ -78,7 +79,7 @@ static nub_status reply_host_call(nub_sandbox *sb, const struct nub_host_fn_entr
     int rc = nub_wire_sp(in, size, &sp);
     if (rc != NUB_WIRE_OK)
         return protocol(sb, "input buffer corrupted before a host call", rc);
-    uint64_t cap = size - sp >= 40 ? size - sp - 40 : 0;
+    uint64_t cap = size - sp >= NUB_WIRE_FRAME_OVERHEAD ? size - sp - NUB_WIRE_FRAME_OVERHEAD : 0;
     uint8_t *dst;
     if (nub_wire_push_reserve(in, size, cap, 0, &dst) != NUB_WIRE_OK)
         return protocol(sb, "no room on the input buffer for a host-call result", 0);
@@ -225,7 +226,7 @@ nub_status nub_run_guest(nub_sandbox *sb, uint64_t rip)
     struct nub_hv_regs regs = {0};
     regs.rip = rip;
     regs.rsp = nub_scratch_gva(l, l->stack_off + l->stack_size);
-    regs.rflags = 0x2;
+    regs.rflags = NUB_X86_RFLAGS_FIXED;
     if (nub_state_phase(sb) == NUB_SB_UNINIT) {
         regs.rdi = nub_snap_gva(l->peb_off);
         regs.rsi = sb->seed;
@@ -461,7 +462,19 @@ nub_status nub_sandbox_set_log_raw(nub_sandbox *sb, int raw)
     return NUB_OK;
 }
 
-void nub_free(void *p)
+void nub_buffer_free(void *p)
 {
     free(p);
+}
+
+uint64_t nub_sandbox_call_count(const nub_sandbox *sb)
+{
+    return sb ? atomic_load(&sb->calls) : 0;
+}
+
+nub_status nub_test_run_dispatch(nub_sandbox *sb)
+{
+    if (sb == NULL || sb->dispatch_gva == 0)
+        return NUB_E_STATE;
+    return nub_run_guest(sb, sb->dispatch_gva);
 }

@@ -11,12 +11,11 @@
 
 #include "internal.h"
 #include "nub/vmem.h"
+#include "x86_64.h"
 
 #define CORE_MAX_SEGMENTS 1024u      /* PT_LOAD segments at most */
 #define CORE_WALK_BUDGET (1u << 20)  /* page-table entries read at most */
 #define CORE_NOTE_NUB_ERROR 0x4e554201u /* "NUB" note: struct nub_error (nub/nub.h) */
-#define CORE_SEL_CODE 0x08u          /* the flat code and data selectors of the guest SDK's GDT */
-#define CORE_SEL_DATA 0x10u
 
 struct core_seg {
     uint64_t va, len;
@@ -163,8 +162,8 @@ static void fill_prstatus(const struct core *c, struct elf_prstatus *p)
         .r15 = r->r15, .r14 = r->r14, .r13 = r->r13, .r12 = r->r12, .rbp = r->rbp, .rbx = r->rbx,
         .r11 = r->r11, .r10 = r->r10, .r9 = r->r9, .r8 = r->r8, .rax = r->rax, .rcx = r->rcx,
         .rdx = r->rdx, .rsi = r->rsi, .rdi = r->rdi, .orig_rax = (unsigned long long)-1,
-        .rip = r->rip, .cs = CORE_SEL_CODE, .eflags = r->rflags, .rsp = r->rsp,
-        .ss = CORE_SEL_DATA, .ds = CORE_SEL_DATA, .es = CORE_SEL_DATA,
+        .rip = r->rip, .cs = NUB_X86_SEL_CODE, .eflags = r->rflags, .rsp = r->rsp,
+        .ss = NUB_X86_SEL_DATA, .ds = NUB_X86_SEL_DATA, .es = NUB_X86_SEL_DATA,
     };
     _Static_assert(sizeof u == sizeof p->pr_reg, "user_regs_struct is elf_gregset_t");
     memcpy(&p->pr_reg, &u, sizeof u);

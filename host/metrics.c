@@ -346,3 +346,11 @@ nub_status nub_metrics_format_prometheus(const struct nub_metrics *m, char *buf,
     }
     return NUB_OK;
 }
+
+void nub_test_metrics_hooks(nub_sandbox *sb, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        nub_metrics_call_begin(sb);
+        nub_metrics_call_end(sb, NUB_OK, 0, 0);
+    }
+}

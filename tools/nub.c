@@ -9,6 +9,7 @@
 #include "nub/abi.h"
 #include "nub/cap.h"
 #include "nub/nub.h"
+#include "nub/nubk.h"
 #include "nub/snapfile.h"
 
 struct run_opts {
@@ -329,7 +330,7 @@ static int do_run(struct run_opts *o)
 out:
     if (o->metrics && sb != NULL)
         print_metrics(sb);
-    nub_free(out);
+    nub_buffer_free(out);
     free(in);
     nub_sandbox_destroy(sb);
     return status;
@@ -670,7 +671,7 @@ static int setup_calls(nub_sandbox *sb, int argc, char **argv)
             return 2;
         nub_status rc = nub_call(sb, (uint32_t)fn, in, in_len, &out, &out_len);
         free(in);
-        nub_free(out);
+        nub_buffer_free(out);
         if (rc != NUB_OK)
             return fail("a set-up call", rc, nub_sandbox_last_error(sb));
     }

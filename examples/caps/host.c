@@ -1,6 +1,7 @@
 /* Example host for examples/caps: publish caps into the nubk guest kernel and look them up in its directory without entering the guest. */
 #include <nub/cap.h>
 #include <nub/nub.h>
+#include <nub/nubk.h>
 #include <stdio.h>
 #include <string.h>
 

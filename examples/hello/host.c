@@ -25,7 +25,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* 3. Call fn 1: bytes in, bytes out. The result is malloc'd: nub_free it. */
+    /* 3. Call fn 1: bytes in, bytes out. The result is malloc'd: nub_buffer_free it. */
     const char *name = "world";
     uint8_t *out;
     size_t out_len;
@@ -36,7 +36,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("%.*s\n", (int)out_len, (const char *)out);
-    nub_free(out);
+    nub_buffer_free(out);
 
     /* 4. A function the guest does not have: a guest error, with the guest's
      *    status; the sandbox stays usable. */

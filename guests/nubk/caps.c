@@ -7,20 +7,20 @@
 #include "nub/guest.h"
 #include "nubk.h"
 
-/* Reply with the all-0xFF rejection sentinel (status OK, see abi.h NUB_FN_PUT_CAP). */
+/* Reply with the all-0xFF rejection sentinel (status OK, see NUB_FN_PUT_CAP in nub/nubk.h). */
 static uint32_t reject(struct nub_reply *r, size_t len, const char *why)
 {
     nub_log(NUB_LOG_LEVEL_WARN, "nubk: put_cap: rejected a %zu-byte cap: %s", len, why);
-    uint8_t *out = nub_reply_reserve(r, NUB_CAP_HASH_SIZE);
+    uint8_t *out = nub_reply_reserve(r, NUB_CAP_HASH_LEN);
     if (out == NULL)
         return NUB_STATUS_TOO_LARGE;
-    memset(out, 0xff, NUB_CAP_HASH_SIZE);
+    memset(out, 0xff, NUB_CAP_HASH_LEN);
     return NUB_STATUS_OK;
 }
 
 uint32_t nubk_put_cap(const uint8_t *in, size_t in_len, struct nub_reply *r)
 {
-    uint8_t hash[NUB_CAP_HASH_SIZE], *dst;
+    uint8_t hash[NUB_CAP_HASH_LEN], *dst;
     int rc = nub_cap_hash_encoded(in, in_len, hash);
     if (rc != NUB_CAP_OK)
         return reject(r, in_len, nub_cap_strerror(rc));
@@ -36,9 +36,9 @@ uint32_t nubk_get_cap(const uint8_t *in, size_t in_len, struct nub_reply *r)
 {
     struct nub_cdir_view v;
     uint64_t off, len;
-    if (in_len != NUB_CAP_HASH_SIZE)
+    if (in_len != NUB_CAP_HASH_LEN)
         return nub_reply_error(r, NUB_STATUS_BAD_PAYLOAD, "get_cap: want a %u-byte hash, got %zu bytes",
-                               NUB_CAP_HASH_SIZE, in_len);
+                               NUB_CAP_HASH_LEN, in_len);
     int rc = nub_cdir_open(&v, nubk_dir.base, nubk_dir.size);
     if (rc == NUB_CDIR_OK)
         rc = nub_cdir_find(&v, in, &off, &len);

@@ -1,4 +1,4 @@
-/* nubk internals: the kernel's directory state shared by its files (function ids are NUB_FN_* in abi.h). */
+/* nubk internals: the kernel's directory state shared by its files (function ids are NUB_FN_* in nub/nubk.h). */
 #ifndef NUBK_H
 #define NUBK_H
 
@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "nub/guest.h"
+#include "nub/nubk.h"
 
 /* The cache directory nubk owns (one heap allocation, never freed). */
 struct nubk_dir {

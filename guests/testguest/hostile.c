@@ -132,7 +132,7 @@ static uint32_t tg_print_bytes(const uint8_t *in, size_t in_len, struct nub_repl
 static void fill_slot(uint8_t *slot, uint64_t i, uint64_t arena_off)
 {
     nub_store_le64(slot, i);
-    for (size_t b = 8; b < NUB_CAP_HASH_SIZE; b++)
+    for (size_t b = 8; b < NUB_CAP_HASH_LEN; b++)
         slot[b] = 0x5a;
     nub_store_le64(slot + offsetof(struct nub_cdir_slot, blob_off), arena_off);
     nub_store_le64(slot + offsetof(struct nub_cdir_slot, blob_len), 1);
@@ -142,7 +142,7 @@ static struct nub_boot_info tg_boot_info;
 
 static uint32_t tg_full_cdir(const uint8_t *in, size_t in_len, struct nub_reply *r)
 {
-    if (in_len != 8 + NUB_CAP_HASH_SIZE)
+    if (in_len != 8 + NUB_CAP_HASH_LEN)
         return nub_reply_error(r, NUB_STATUS_BAD_PAYLOAD, "full_cdir: want u64 capacity + 32-byte hash");
     uint64_t capacity = nub_load_le64(in), size;
     if (nub_cdir_size(capacity, 64, &size) != NUB_CDIR_OK || capacity <= NUB_CDIR_MAX_PROBE)
@@ -155,7 +155,7 @@ static uint32_t tg_full_cdir(const uint8_t *in, size_t in_len, struct nub_reply 
         fill_slot(dir + table_off + i * sizeof(struct nub_cdir_slot), i, arena_off);
     /* The hash sits NUB_CDIR_MAX_PROBE slots past its home: one probe beyond the bound. */
     uint64_t at = (nub_load_le64(in + 8) + NUB_CDIR_MAX_PROBE) & (capacity - 1);
-    memcpy(dir + table_off + at * sizeof(struct nub_cdir_slot), in + 8, NUB_CAP_HASH_SIZE);
+    memcpy(dir + table_off + at * sizeof(struct nub_cdir_slot), in + 8, NUB_CAP_HASH_LEN);
     tg_boot_info = (struct nub_boot_info){.magic = NUB_BOOT_INFO_MAGIC, .version = NUB_BOOT_INFO_VERSION,
                                           .dir_gva = (uint64_t)(uintptr_t)dir, .dir_size = size};
     nub_set_boot_info(&tg_boot_info);

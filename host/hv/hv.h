@@ -101,7 +101,8 @@ struct nub_hv_region {
  * memory regions, and the root of the host-built 4-level page tables (a
  * GPA inside one of the regions). The backend sets CR0 = PE|MP|ET|NE|WP|PG,
  * CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = LME|LMA|NXE|SCE, CR3 = cr3, and flat
- * 64-bit code (selector 0x08) and data (0x10) segments.
+ * 64-bit code (selector 0x08) and data (0x10) segments: the NUB_X86_*_LONG_MODE
+ * and NUB_X86_SEL_* values of common/x86_64.h.
  */
 struct nub_hv_config {
     const struct nub_hv_region *regions;

@@ -16,6 +16,7 @@
 #include "kvm_probe.h"
 #include "nub/abi.h"
 #include "nub/vmem.h"
+#include "x86_64.h"
 
 #define PROBE_DEV "/dev/kvm"
 #define PROBE_PAGES 8u                                /* code, data, then page tables */
@@ -259,7 +260,7 @@ static int run_probe_code(struct nub_hv *hv, const struct probe_vm *vm, char *wh
     char ended[200];
     r.rip = PROBE_CODE_GVA;
     r.rdi = PROBE_DATA_GVA;
-    r.rflags = 0x2;
+    r.rflags = NUB_X86_RFLAGS_FIXED;
     if (ops->set_regs(hv, &r) != NUB_OK) {
         nub_hv_fmt(why, cap, "KVM_SET_REGS failed on the probe VM");
         return -1;

@@ -1,4 +1,4 @@
-/* nub host<->guest ABI: addresses, memory layout, ports, PEB, scratch top page, wire message, statuses, boot info, cap directory, function ids. */
+/* nub host<->guest ABI: addresses, memory layout, ports, PEB, scratch top page, wire message, statuses, boot info, cap directory (nubk's function ids and init data: nubk.h). */
 #ifndef NUB_ABI_H
 #define NUB_ABI_H
 
@@ -13,7 +13,8 @@
  * little-endian (nub runs x86-64 guests only).
  *
  * See docs/abi.md (memory, boot and calls, wire format) and docs/design.md
- * (why the layout is fixed); caps in docs/caps.md and docs/nubk.md.
+ * (why the layout is fixed); caps in docs/caps.md; the nubk kernel's own
+ * function ids and init data are in nub/nubk.h (docs/nubk.md).
  */
 
 #include <stddef.h>
@@ -223,6 +224,12 @@ NUB_STATIC_ASSERT(offsetof(struct nub_msg, id) == 8, "nub_msg.id");
 NUB_STATIC_ASSERT(offsetof(struct nub_msg, payload_len) == 16, "nub_msg.payload_len");
 NUB_STATIC_ASSERT(offsetof(struct nub_msg, error_len) == 24, "nub_msg.error_len");
 
+/* Bytes a pushed message takes beyond its payload and error bytes (and
+ * their zero padding): the header and the back-pointer. */
+#define NUB_WIRE_FRAME_OVERHEAD ((uint64_t)40)
+NUB_STATIC_ASSERT(NUB_WIRE_FRAME_OVERHEAD == sizeof(struct nub_msg) + 8u,
+                  "frame overhead: the header plus the 8-byte back-pointer");
+
 /* Response statuses (nub_msg.id of a NUB_MSG_RESPONSE). */
 #define NUB_STATUS_OK           0u /* success */
 #define NUB_STATUS_UNKNOWN_FN   1u /* no function registered for fn_id */
@@ -240,15 +247,7 @@ NUB_STATIC_ASSERT(offsetof(struct nub_msg, error_len) == 24, "nub_msg.error_len"
 #define NUB_LOG_LEVEL_DEBUG 4u
 #define NUB_LOG_LEVEL_TRACE 5u
 
-/* ---- Function ids ---------------------------------- */
-
-#define NUB_FN_SMOKE          0u /* returns the byte 42 */
-#define NUB_FN_HEAP_STATS     2u /* struct nub_heap_stats */
-#define NUB_FN_PUT_CAP        4u /* canonical cap -> 32-byte hash (all 0xFF: rejected) */
-#define NUB_FN_GET_BOOT_INFO  5u /* struct nub_boot_info */
-#define NUB_FN_GET_CAP        8u /* 32-byte hash -> canonical cap bytes */
-
-/* Heap statistics returned by NUB_FN_HEAP_STATS and the guest SDK. */
+/* Heap statistics returned by the guest SDK (and by nubk's NUB_FN_HEAP_STATS, nub/nubk.h). */
 struct nub_heap_stats {
     uint64_t heap_size;      /* bytes managed */
     uint64_t bytes_in_use;   /* bytes in live allocations (payload) */
@@ -281,7 +280,7 @@ NUB_STATIC_ASSERT(offsetof(struct nub_boot_info, dir_gva) == 16, "boot_info.dir_
 #define NUB_CAP_IMAGE    3u
 #define NUB_CAP_INSTANCE 4u
 
-#define NUB_CAP_HASH_SIZE 32u
+#define NUB_CAP_HASH_LEN 32 /* bytes in a cap hash */
 
 #define NUB_CDIR_MAGIC   0x3152494450414342ull /* "BCAPDIR1" */
 #define NUB_CDIR_VERSION 1u
@@ -311,7 +310,7 @@ NUB_STATIC_ASSERT(offsetof(struct nub_cdir_header, table_off) == 32, "cdir.table
 NUB_STATIC_ASSERT(offsetof(struct nub_cdir_header, arena_used) == 56, "cdir.arena_used");
 
 struct nub_cdir_slot {
-    uint8_t hash[NUB_CAP_HASH_SIZE]; /* cap hash */
+    uint8_t hash[NUB_CAP_HASH_LEN]; /* cap hash */
     uint64_t blob_off;               /* offset of the encoding from the directory base */
     uint64_t blob_len;               /* encoding length; 0 = empty slot */
 };
@@ -337,26 +336,5 @@ NUB_STATIC_ASSERT(offsetof(struct nub_cdir_slot, blob_len) == 40, "cdir_slot.blo
  * many slot reads even in a directory a hostile guest filled completely.
  */
 #define NUB_CDIR_MAX_PROBE 256u
-
-/* ---- nubk configuration (init data of guests/nubk) ------------------------
- * Optional init data for the nubk kernel: exactly one struct
- * nub_nubk_config. Without init data nubk uses the defaults below. A zero
- * field means its default. capacity must be a power of two in
- * [NUB_CDIR_MIN_CAPACITY, NUB_CDIR_MAX_CAPACITY]. The directory is one
- * heap allocation, so the sandbox's heap must hold it (see
- * nub_nubk_setup() in nub.h).
- */
-#define NUB_NUBK_CONFIG_MAGIC 0x314746434b42554eull /* "NUBKCFG1" */
-#define NUB_NUBK_DEFAULT_CAPACITY 4096ull
-#define NUB_NUBK_DEFAULT_ARENA_SIZE (4ull * 1024 * 1024)
-
-struct nub_nubk_config {
-    uint64_t magic;       /* NUB_NUBK_CONFIG_MAGIC */
-    uint64_t capacity;    /* directory slots (power of two); 0 = default */
-    uint64_t arena_size;  /* arena bytes; 0 = default */
-};
-NUB_STATIC_ASSERT(sizeof(struct nub_nubk_config) == 24, "nubk config size");
-NUB_STATIC_ASSERT(offsetof(struct nub_nubk_config, capacity) == 8, "nubk_config.capacity");
-NUB_STATIC_ASSERT(offsetof(struct nub_nubk_config, arena_size) == 16, "nubk_config.arena_size");
 
 #endif /* NUB_ABI_H */

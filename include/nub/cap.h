@@ -93,7 +93,7 @@ struct nub_cap_list {
 /* CNODE slot or IMAGE initial slot entry: slot index -> cap hash. */
 struct nub_cap_slot {
     uint32_t index;
-    uint8_t hash[NUB_CAP_HASH_SIZE];
+    uint8_t hash[NUB_CAP_HASH_LEN];
 };
 
 /* IMAGE endpoint. */
@@ -141,8 +141,8 @@ struct nub_cap_image_body {
 };
 
 struct nub_cap_instance_body {
-    uint8_t image[NUB_CAP_HASH_SIZE]; /* IMAGE cap hash */
-    uint8_t root[NUB_CAP_HASH_SIZE];  /* root CNODE cap hash */
+    uint8_t image[NUB_CAP_HASH_LEN]; /* IMAGE cap hash */
+    uint8_t root[NUB_CAP_HASH_LEN];  /* root CNODE cap hash */
     struct nub_cap_list overlays;     /* struct nub_cap_overlay, ascending, non-overlapping, non-empty */
     uint64_t mem_size;
     uint64_t regs[NUB_CAP_REGS];
@@ -184,8 +184,8 @@ void nub_cap_image_mappings(struct nub_cap *c, const struct nub_cap_mapping *map
 void nub_cap_image_init_slots(struct nub_cap *c, const struct nub_cap_slot *slots, uint32_t count);
 
 /* INSTANCE cap with zero registers and no overlays; hashes are copied. */
-void nub_cap_instance(struct nub_cap *c, const uint8_t image[NUB_CAP_HASH_SIZE],
-                      const uint8_t root[NUB_CAP_HASH_SIZE], uint64_t mem_size, uint64_t pc,
+void nub_cap_instance(struct nub_cap *c, const uint8_t image[NUB_CAP_HASH_LEN],
+                      const uint8_t root[NUB_CAP_HASH_LEN], uint64_t mem_size, uint64_t pc,
                       uint64_t gas);
 /* Copy the 13 registers into the instance. */
 void nub_cap_instance_regs(struct nub_cap *c, const uint64_t regs[NUB_CAP_REGS]);
@@ -200,14 +200,14 @@ void nub_cap_instance_overlays(struct nub_cap *c, const struct nub_cap_overlay *
 
 /* CNODE slot i: its index and child hash (hash may be NULL). */
 int nub_cap_cnode_slot(const struct nub_cap *c, uint32_t i, uint32_t *index,
-                       uint8_t hash[NUB_CAP_HASH_SIZE]);
+                       uint8_t hash[NUB_CAP_HASH_LEN]);
 /* IMAGE jump table entry i. */
 int nub_cap_image_jump(const struct nub_cap *c, uint32_t i, uint32_t *target);
 /* IMAGE endpoint i. */
 int nub_cap_image_endpoint(const struct nub_cap *c, uint32_t i, struct nub_cap_endpoint *ep);
 /* IMAGE initial slot entry i: its slot and cap hash (hash may be NULL). */
 int nub_cap_image_init_slot(const struct nub_cap *c, uint32_t i, uint32_t *slot,
-                            uint8_t hash[NUB_CAP_HASH_SIZE]);
+                            uint8_t hash[NUB_CAP_HASH_LEN]);
 /* IMAGE mapping i (O(i) when decoded). */
 int nub_cap_image_mapping(const struct nub_cap *c, uint32_t i, struct nub_cap_mapping *m);
 /* INSTANCE overlay i (O(i) when decoded). */
@@ -256,16 +256,16 @@ int nub_cap_decode(const uint8_t *enc, size_t len, struct nub_cap *c);
 
 /* Validate c and compute its cap hash into out. Returns NUB_CAP_OK or a
  * validation error (out untouched). */
-int nub_cap_hash(const struct nub_cap *c, uint8_t out[NUB_CAP_HASH_SIZE]);
+int nub_cap_hash(const struct nub_cap *c, uint8_t out[NUB_CAP_HASH_LEN]);
 
 /* Decode `enc` strictly (every non-canonical input is a typed error) and
  * compute its cap hash into out. Returns NUB_CAP_OK (0) or a negative
  * NUB_CAP_E_* code (out untouched). */
-int nub_cap_hash_encoded(const uint8_t *enc, size_t len, uint8_t out[NUB_CAP_HASH_SIZE]);
+int nub_cap_hash_encoded(const uint8_t *enc, size_t len, uint8_t out[NUB_CAP_HASH_LEN]);
 
 /* Hash of the DATA cap over `len` bytes (any length; the wire limit does not
  * apply here). Same as building and hashing the DATA cap. */
-void nub_cap_data_hash(const void *bytes, uint64_t len, uint8_t out[NUB_CAP_HASH_SIZE]);
+void nub_cap_data_hash(const void *bytes, uint64_t len, uint8_t out[NUB_CAP_HASH_LEN]);
 
 /* Name of an error code ("NUB_CAP_E_TRUNCATED: ..."); a static string, never NULL. */
 const char *nub_cap_strerror(int err);

@@ -94,7 +94,7 @@ int nub_cdir_open(struct nub_cdir_view *v, const void *base, uint64_t size);
  * slot (which nub_cdir_insert never writes) reads as absent, and a table
  * with no empty slot ends the search too.
  */
-int nub_cdir_find(const struct nub_cdir_view *v, const uint8_t hash[NUB_CAP_HASH_SIZE],
+int nub_cdir_find(const struct nub_cdir_view *v, const uint8_t hash[NUB_CAP_HASH_LEN],
                   uint64_t *off, uint64_t *len);
 
 /* The header's entry count (re-read; checked against the load limit) into
@@ -113,7 +113,7 @@ int nub_cdir_count(const struct nub_cdir_view *v, uint64_t *count);
  * slots from the home slot), NUB_CDIR_E_ARENA; the directory is unchanged
  * on every error.
  */
-int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_SIZE],
+int nub_cdir_insert(void *base, uint64_t size, const uint8_t hash[NUB_CAP_HASH_LEN],
                     uint64_t len, uint8_t **dst);
 
 /* Static, human-readable name of a NUB_CDIR_* result. */

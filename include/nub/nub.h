@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nub/abi.h" /* log levels, memory permissions, nubk config, hash size */
+#include "nub/abi.h" /* log levels, memory permissions, hash size */
 #include "nub/api.h"
 
 #ifdef __cplusplus
@@ -377,7 +377,7 @@ nub_status nub_sandbox_evolve(nub_sandbox *sb);
 
 /*
  * Call guest function `fn_id` with `in_len` bytes. On success *out is a
- * malloc'd copy of the result (free with nub_free(); NULL when empty) and
+ * malloc'd copy of the result (free with nub_buffer_free(); NULL when empty) and
  * *out_len its length.
  * Errors: NUB_E_STATE (not evolved), NUB_E_TOO_LARGE (payload over
  * nub_sandbox_max_input(), checked before entering the guest), NUB_E_GUEST,
@@ -395,8 +395,8 @@ nub_status nub_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_l
 nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
                          void *out, size_t out_cap, size_t *out_len);
 
-/* Free a result of nub_call(). */
-void nub_free(void *p);
+/* Free a buffer the library allocated for the caller: nub_call()'s *out (NULL is a no-op). */
+void nub_buffer_free(void *p);
 
 /*
  * Interrupt the call running on `sb`, from any thread. Every call (and
@@ -433,91 +433,9 @@ void nub_interrupt_handle_release(nub_interrupt_handle *h);
 /* ---- Caps --------------------------------------------------------------
  *
  * Caps are typed, immutable, content-addressed objects (the encoding and
- * hashing are in nub/cap.h and docs/caps.md). The
- * reference guest kernel nubk (build/guests/nubk.elf, docs/nubk.md)
- * decodes, hashes and stores them in its cache directory, a table in guest
- * memory whose layout abi.h fixes. The host reads that directory directly,
- * without entering the guest (nub_cache_*), treating it as hostile: every
- * offset is checked against the guest mapping, probing is bounded, and any
- * inconsistency reads as "absent" plus one warning through the sandbox's
- * log callback per guest run. The reader never poisons the sandbox.
- *
- * The reader claims the sandbox like a call does: on a sandbox with a call
- * running on another thread it answers NUB_E_BUSY (contains: 0); on a
- * poisoned or unevolved one NUB_E_POISONED / NUB_E_STATE. A sandbox whose
- * guest published no directory (not nubk) has every cap absent.
+ * hashing are in nub/cap.h and docs/caps.md). Putting caps into the nubk
+ * guest kernel and reading its cache directory: nub/nubk.h.
  */
-
-#define NUB_CAP_HASH_LEN 32 /* bytes in a cap hash (NUB_CAP_HASH_SIZE in abi.h) */
-
-struct nub_nubk_config; /* abi.h: nubk's init data */
-
-/*
- * Heap bytes nubk needs for a cache directory of `capacity` slots (a power
- * of two, 8..2^32) and `arena_size` arena bytes, including allocator
- * overhead; 0 when the arguments are invalid or the size overflows.
- * A directory takes 64 + 48 * capacity + arena_size bytes.
- */
-uint64_t nub_nubk_heap_size(uint64_t capacity, uint64_t arena_size);
-
-/*
- * Prepare a nubk sandbox: fill *kcfg (storage the caller keeps until the
- * sandbox is created) with `capacity` slots and `arena_size` arena bytes
- * (0 = the defaults NUB_NUBK_DEFAULT_CAPACITY / NUB_NUBK_DEFAULT_ARENA_SIZE,
- * 4096 slots and 4 MiB), point *init at it, and raise cfg->heap_size to
- * nub_nubk_heap_size() and, when max_cap_len is not 0, cfg->input_size and
- * cfg->output_size so that one put or get of a max_cap_len-byte encoding
- * fits. Sizes already larger are kept. A table holds at most 7/8 of its
- * capacity (NUB_CDIR_MAX_ENTRIES). Errors: NUB_E_INVALID (NULL, capacity
- * not a power of two in range, overflow).
- */
-nub_status nub_nubk_setup(struct nub_config *cfg, struct nub_init_data *init,
-                          struct nub_nubk_config *kcfg, uint64_t capacity, uint64_t arena_size,
-                          uint64_t max_cap_len);
-
-/*
- * Publish a cap: always enters the guest (NUB_FN_PUT_CAP) with the `len`
- * canonical bytes at `cap`, which it decodes strictly, hashes and stores
- * unless present; the guest's hash goes to hash_out.
- * Errors: NUB_E_CAP_REJECTED when the guest refused the cap (not
- * canonical, directory full, arena full; the message says which, and nubk
- * logs it at NUB_LOG_LEVEL_WARN): the sandbox stays usable.
- * NUB_E_PROTOCOL when the guest's answer is not exactly 32 bytes: the
- * sandbox is poisoned. Otherwise as nub_call() (e.g. NUB_E_TOO_LARGE when
- * the cap exceeds nub_sandbox_max_input()).
- */
-nub_status nub_put_cap(nub_sandbox *sb, const void *cap, size_t len,
-                       uint8_t hash_out[NUB_CAP_HASH_LEN]);
-
-/*
- * Publish a cap whose hash the caller already knows. When the guest's
- * directory holds `hash`, returns NUB_OK without entering the guest (the
- * fast path: the cap bytes are not looked at). Otherwise as nub_put_cap(),
- * then compares the guest's hash with `hash`: NUB_E_CAP_MISMATCH when they
- * differ (the cap was stored under its real hash; the sandbox stays
- * usable). NUB_E_BUSY while a call runs on another thread.
- */
-nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
-                                 const void *cap, size_t len);
-
-/* Entries in the guest's directory. NUB_E_NOT_FOUND when the guest
- * published none, NUB_E_PROTOCOL (not poisoning) when it is inconsistent,
- * NUB_E_BUSY, NUB_E_POISONED, NUB_E_STATE. */
-nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count);
-
-/* 1 when the guest's directory holds `hash`, else 0 (also on any error). */
-int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN]);
-
-/*
- * Zero-copy view of the canonical encoding stored under `hash`: *data
- * points into guest memory (checked to lie inside the directory's arena),
- * *len bytes, valid until the next call into the guest or destroy. The
- * guest wrote those bytes: decode them (nub_cap_decode) before trusting
- * them. Errors: NUB_E_NOT_FOUND, NUB_E_BUSY, NUB_E_POISONED, NUB_E_STATE,
- * NUB_E_INVALID.
- */
-nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
-                         const uint8_t **data, size_t *len);
 
 /*
  * Host-side strict decode + hash of `len` canonical bytes (the same

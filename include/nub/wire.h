@@ -28,7 +28,7 @@ NUB_API_BEGIN
  */
 
 /* Smallest buffer that can hold one empty message. */
-#define NUB_WIRE_MIN_SIZE (NUB_WIRE_EMPTY_SP + sizeof(struct nub_msg) + 8u)
+#define NUB_WIRE_MIN_SIZE (NUB_WIRE_EMPTY_SP + NUB_WIRE_FRAME_OVERHEAD)
 
 /* Error codes (all negative; NUB_WIRE_OK is 0). */
 enum nub_wire_err {

@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Every nub_* name followed by "(" in the preprocessed host headers is a
 # declared function (macros are gone; function-pointer typedefs read
 # "(*name)(", so they do not match). guest.h belongs to libnubguest.
-for h in nub cap hash vmem wire cdir; do echo "#include \"nub/$h.h\""; done >"$tmp/all.c"
+for h in nub nubk cap hash vmem wire cdir; do echo "#include \"nub/$h.h\""; done >"$tmp/all.c"
 if ! "${CC:-cc}" -E -P -Iinclude "$tmp/all.c" >"$tmp/pre.c"; then
     echo "exports: 0 passed, 1 failed"; exit 1
 fi

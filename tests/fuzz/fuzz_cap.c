@@ -3,7 +3,7 @@
 
 #include "nub/cap.h"
 
-#define HSZ NUB_CAP_HASH_SIZE
+#define HSZ NUB_CAP_HASH_LEN
 
 /* C arrays holding a decoded cap's lists, for rebuilding it with the builders. */
 struct rebuilt {

@@ -1,10 +1,10 @@
 /* libFuzzer target: the host's cache-directory reader (nub_cache_locate, nub_cdir_open/find/count) over arbitrary guest memory, and the guest's insert on a copy. */
 #include "fuzz.h"
 
-#include "internal.h"
+#include "nubk/cache.h"
 #include "nub/cdir.h"
 
-#define HSZ NUB_CAP_HASH_SIZE
+#define HSZ NUB_CAP_HASH_LEN
 #define SLOT_SIZE ((uint64_t)sizeof(struct nub_cdir_slot))
 #define MAX_PROBED_SLOTS 64u
 

@@ -4,7 +4,7 @@
 #include <capstone/capstone.h>
 #include <stdbool.h>
 
-#include "hv/emu_x86.h"
+#include "hv/x86_64_len.h"
 
 /* Capstone's handle and instruction, made once per process (fuzz-target state, not library state). */
 static csh cs;
@@ -154,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (off < size) {
         bool io = false, cs_io = false;
         size_t n = size - off;
-        size_t ours = nub_emu_x86_insn_len(p + off, n, &io);
+        size_t ours = nub_x86_64_insn_len(p + off, n, &io);
         size_t theirs = expected_len(p + off, n, &cs_io);
         FUZZ_CHECK(ours <= 15 && ours <= n, "length %zu of %zu bytes", ours, n);
         if (ours != 0 && theirs != 0) {
@@ -166,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         /* An io flag is the I/O opcode itself. */
         if (ours != 0 && io)
-            FUZZ_CHECK(nub_emu_x86_may_have_io(p + off, ours), "io instruction without an io opcode byte");
+            FUZZ_CHECK(nub_x86_64_may_have_io(p + off, ours), "io instruction without an io opcode byte");
         size_t step = ours ? ours : theirs ? theirs : 1;
         off += step;
     }

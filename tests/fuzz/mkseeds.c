@@ -139,7 +139,7 @@ static void cap_seeds(void)
     nub_cap_image_mappings(&c, maps, 2);
     nub_cap_image_init_slots(&c, slots, 2);
     put_cap("image", &c);
-    uint8_t img[NUB_CAP_HASH_SIZE], rootc[NUB_CAP_HASH_SIZE];
+    uint8_t img[NUB_CAP_HASH_LEN], rootc[NUB_CAP_HASH_LEN];
     uint64_t regs[NUB_CAP_REGS];
     memset(img, 0x11, sizeof img);
     memset(rootc, 0x33, sizeof rootc);
@@ -162,7 +162,7 @@ static void cap_seeds(void)
 static void dir_insert(uint8_t *dir, uint64_t size, const char *text, uint8_t fill)
 {
     struct nub_cap c;
-    uint8_t h[NUB_CAP_HASH_SIZE], *dst;
+    uint8_t h[NUB_CAP_HASH_LEN], *dst;
     size_t len;
     nub_cap_data(&c, text, strlen(text));
     nub_cap_encoded_len(&c, &len);

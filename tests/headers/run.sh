@@ -10,15 +10,16 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 
-check() { # NAME SOURCE-TEXT: compile SOURCE-TEXT as C11 and as C++17
+check() { # NAME SOURCE-TEXT [FLAG...]: compile SOURCE-TEXT as C11 and as C++17, with the extra flags
     local name=$1 text=$2 lang
+    shift 2
     for lang in c cpp; do
         printf '%s\nint nub_header_check_%s(void);\nint nub_header_check_%s(void) { return 0; }\n' \
             "$text" "$lang" "$lang" >"$tmp/t.$lang"
         if [ "$lang" = c ]; then
-            out=$("$cc" -std=c11 "${flags[@]}" -c "$tmp/t.c" -o "$tmp/t.o" 2>&1)
+            out=$("$cc" -std=c11 "${flags[@]}" "$@" -c "$tmp/t.c" -o "$tmp/t.o" 2>&1)
         else
-            out=$("$cxx" -std=c++17 "${flags[@]}" -c "$tmp/t.cpp" -o "$tmp/t.o" 2>&1)
+            out=$("$cxx" -std=c++17 "${flags[@]}" "$@" -c "$tmp/t.cpp" -o "$tmp/t.o" 2>&1)
         fi
         if [ $? -eq 0 ]; then
             passed=$((passed + 1))
@@ -31,7 +32,8 @@ check() { # NAME SOURCE-TEXT: compile SOURCE-TEXT as C11 and as C++17
 }
 
 # The host API (nub.h, observe.h) and guest.h are never used in one program;
-# each side goes with every freestanding header.
+# each side goes with every freestanding header. The guest side compiles
+# -ffreestanding, as guests do: nubk.h then declares only its ABI half.
 host="" guest=""
 for h in "$inc"/nub/*.h; do
     n=nub/$(basename "$h")
@@ -40,6 +42,6 @@ for h in "$inc"/nub/*.h; do
     [ "$n" != nub/nub.h ] && [ "$n" != nub/observe.h ] && guest+="#include \"$n\""$'\n'
 done
 check "the host headers together" "$host"
-check "the guest headers together" "$guest"
+check "the guest headers together" "$guest" -ffreestanding
 echo "headers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -69,7 +69,7 @@ static inline void expect_echo(nub_sandbox *sb)
     cr_assert_eq(rc, NUB_OK, "echo: %s: %s", nub_strerror(rc), nub_sandbox_last_error(sb)->message);
     cr_assert_eq(len, 4);
     cr_assert_eq(memcmp(out, "snap", 4), 0);
-    nub_free(out);
+    nub_buffer_free(out);
 }
 
 static inline struct nub_heap_stats heap_stats(nub_sandbox *sb)

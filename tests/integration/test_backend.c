@@ -122,7 +122,7 @@ Test(probe, auto_takes_kvm_only_when_the_probe_passes)
     cr_assert_eq(nub_call(sb, TG_ECHO, "auto", 4, &out, &out_len), NUB_OK);
     cr_assert_eq(out_len, 4);
     cr_assert_eq(memcmp(out, "auto", 4), 0);
-    nub_free(out);
+    nub_buffer_free(out);
     nub_sandbox_destroy(sb);
 }
 

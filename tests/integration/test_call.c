@@ -26,7 +26,7 @@ static void expect_echo(nub_sandbox *sb, size_t n)
     cr_assert_eq(rc, NUB_OK, "echo %zu: %s: %s", n, nub_strerror(rc), nub_sandbox_last_error(sb)->message);
     cr_assert_eq(out_len, n, "echo %zu returned %zu bytes", n, out_len);
     cr_assert(n == 0 || memcmp(in, out, n) == 0, "echo %zu corrupted the payload", n);
-    nub_free(out);
+    nub_buffer_free(out);
     free(in);
 }
 
@@ -174,7 +174,7 @@ BACKEND_TEST(call, host_call_round_trips)
     cr_assert_eq(len, 5);
     cr_assert_eq(memcmp(out, "olleh", 5), 0);
     cr_assert_eq(calls, 1);
-    nub_free(out);
+    nub_buffer_free(out);
 
     rc = via_guest(sb, 8, NULL, 0, &out, &len);
     cr_assert_eq(rc, NUB_OK, "%s", nub_sandbox_last_error(sb)->message);
@@ -182,7 +182,7 @@ BACKEND_TEST(call, host_call_round_trips)
     cr_assert_eq(len, cap_seen, "the guest got the maximum-size host result back");
     for (size_t i = 0; i < len; i++)
         cr_assert_eq(out[i], (uint8_t)(i * 7));
-    nub_free(out);
+    nub_buffer_free(out);
 
     rc = via_guest(sb, 9, "abc", 3, &out, &len);
     cr_assert_eq(rc, NUB_E_GUEST);
@@ -299,7 +299,7 @@ BACKEND_TEST(call, init_data_visible_to_guest)
                  "%s", nub_sandbox_last_error(sb)->message);
     cr_assert_eq(len, 10000);
     cr_assert_eq(memcmp(out, blob, 10000), 0);
-    nub_free(out);
+    nub_buffer_free(out);
     free(blob);
     nub_sandbox_destroy(sb);
 }
@@ -364,7 +364,7 @@ BACKEND_TEST(call, guest_logs_reach_the_callback)
     uint8_t *out = NULL;
     size_t len = 0;
     cr_assert_eq(nub_call(sb, NUB_TG_FN_LOG_LEVELS, NULL, 0, &out, &len), NUB_OK);
-    nub_free(out);
+    nub_buffer_free(out);
     cr_assert_eq(seen[NUB_LOG_LEVEL_ERROR], 1);
     cr_assert_eq(seen[NUB_LOG_LEVEL_WARN], 1);
     cr_assert_eq(seen[NUB_LOG_LEVEL_INFO] + seen[NUB_LOG_LEVEL_DEBUG] + seen[NUB_LOG_LEVEL_TRACE], 0,

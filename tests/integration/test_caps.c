@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "nub/abi.h"
 #include "nub/cap.h"
+#include "nub/nubk.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -295,7 +296,7 @@ BACKEND_TEST(caps, data_sizes_match_host_hash)
         cr_assert_eq(nub_call(sb, NUB_FN_GET_CAP, hash, 32, &out, &out_len), NUB_OK);
         cr_assert_eq(out_len, len);
         cr_assert_eq(memcmp(out, enc, len), 0);
-        nub_free(out);
+        nub_buffer_free(out);
         free(enc);
     }
     cr_assert_eq(count_of(sb), 5);

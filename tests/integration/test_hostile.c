@@ -10,6 +10,7 @@
 #include "../../host/internal.h"
 #include "harness.h"
 #include "nub/abi.h"
+#include "nub/nubk.h"
 
 #define ANY_VECTOR UINT64_MAX
 
@@ -189,13 +190,13 @@ BACKEND_TEST(hostile, errors_that_keep_the_sandbox_usable)
     cr_assert_eq(nub_call(sb, NUB_TG_FN_MISSING_HOST_FN, NULL, 0, &out, &len), NUB_OK);
     memcpy(&st, out, 4);
     cr_assert_eq(st, NUB_STATUS_UNKNOWN_FN, "an unregistered host function answers UNKNOWN_FN");
-    nub_free(out);
+    nub_buffer_free(out);
     uint32_t count = 0;
     cr_assert_eq(nub_call_into(sb, NUB_TG_FN_LOG_FLOOD, NULL, 0, &count, sizeof count, &len), NUB_OK,
                  "%s", nub_sandbox_last_error(sb)->message);
     cr_assert_eq(count, NUB_TG_LOG_FLOOD_DEFAULT, "every flooded log message was taken");
     cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "ok", 2, &out, &len), NUB_OK);
-    nub_free(out);
+    nub_buffer_free(out);
     nub_sandbox_destroy(sb);
 }
 
@@ -215,7 +216,7 @@ BACKEND_TEST(hostile, interrupt_spinning_guest)
     size_t len = 0;
     cr_assert_eq(nub_interrupt(sb), NUB_OK, "an interrupt before a call...");
     cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "a", 1, &out, &len), NUB_OK, "...has no effect on it");
-    nub_free(out);
+    nub_buffer_free(out);
     pthread_t th;
     pthread_create(&th, NULL, interrupt_later, sb);
     nub_status rc = nub_call(sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len);
@@ -258,7 +259,7 @@ BACKEND_TEST(hostile, timeout_ends_spinning_guest)
     uint8_t *out = NULL;
     size_t len = 0;
     cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "fast", 4, &out, &len), NUB_OK, "fast calls finish");
-    nub_free(out);
+    nub_buffer_free(out);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     nub_status rc = nub_call(sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len);
@@ -450,7 +451,7 @@ BACKEND_TEST(hostile, guest_text_cannot_forge_messages_or_log_lines)
     struct log_capture c = {.n = 0};
     cr_assert_eq(nub_sandbox_set_log(sb, capture_log, &c), NUB_OK);
     cr_assert_eq(nub_call(sb, NUB_TG_FN_LOG_LEVELS, FORGED, strlen(FORGED), &out, &len), NUB_OK);
-    nub_free(out);
+    nub_buffer_free(out);
     cr_assert_eq(nub_call(sb, NUB_TG_FN_PRINT_BYTES, FORGED "\n", strlen(FORGED) + 1, &out, &len), NUB_OK);
     cr_assert(captured(&c, NUB_LOG_SRC_GUEST, FORGED_CLEAN), "guest log line sanitized");
     /* The console splits lines at '\n' (each is its own NUB_LOG_SRC_PRINT line); the rest is sanitized. */
@@ -462,7 +463,7 @@ BACKEND_TEST(hostile, guest_text_cannot_forge_messages_or_log_lines)
     c.n = 0;
     cr_assert_eq(nub_sandbox_set_log_raw(sb, 1), NUB_OK);
     cr_assert_eq(nub_call(sb, NUB_TG_FN_LOG_LEVELS, FORGED, strlen(FORGED), &out, &len), NUB_OK);
-    nub_free(out);
+    nub_buffer_free(out);
     cr_assert_eq(nub_call(sb, NUB_TG_FN_PRINT_BYTES, "a\tb\x1b" "c\n", 6, &out, &len), NUB_OK);
     cr_assert(captured(&c, NUB_LOG_SRC_GUEST, FORGED), "raw guest log bytes");
     cr_assert(captured(&c, NUB_LOG_SRC_PRINT, "a\tb\x1b" "c"), "raw console bytes");
@@ -561,7 +562,7 @@ static nub_status call_status(nub_sandbox *sb, uint32_t fn, const struct nub_err
     uint8_t *out = NULL;
     size_t len = 0;
     nub_status rc = nub_call(sb, fn, NULL, 0, &out, &len);
-    nub_free(out);
+    nub_buffer_free(out);
     *e = nub_sandbox_last_error(sb);
     cr_assert_neq(rc, NUB_E_BACKEND, "fn %u: a guest made the call fail with NUB_E_BACKEND: %s", fn, (*e)->message);
     return rc;

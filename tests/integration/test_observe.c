@@ -48,7 +48,7 @@ static nub_status call(nub_sandbox *sb, uint32_t fn, const void *in, size_t len)
     uint8_t *out = NULL;
     size_t out_len = 0;
     nub_status rc = nub_call(sb, fn, in, len, &out, &out_len);
-    nub_free(out);
+    nub_buffer_free(out);
     return rc;
 }
 

@@ -124,7 +124,7 @@ BACKEND_TEST(snapfile, pre_init_snapshot_round_trips)
     cr_assert_eq(nub_sandbox_evolve(sb), NUB_OK, "%s", nub_sandbox_last_error(sb)->message);
     uint8_t *out = NULL;
     cr_assert_eq(nub_call(sb, NUB_TG_FN_ECHO, "x", 1, &out, (size_t[]){0}), NUB_OK);
-    nub_free(out);
+    nub_buffer_free(out);
     nub_sandbox_destroy(sb);
     nub_snapshot_release(pre);
     nub_snapshot_release(back);

@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "nub/abi.h"
 #include "nub/cap.h"
+#include "nub/nubk.h"
 #include "../../guests/testguest/testguest.h"
 #include "snapshot_helpers.h"
 

@@ -12,6 +12,7 @@
 #include "../../host/testing.h"
 #include "harness.h"
 #include "nub/abi.h"
+#include "nub/nubk.h"
 
 #define TRIALS 10000
 
@@ -37,7 +38,7 @@ static void expect_echo(nub_sandbox *sb)
     nub_status rc = nub_call(sb, NUB_TG_FN_ECHO, "ok", 2, &out, &len);
     cr_assert_eq(rc, NUB_OK, "%s: %s", nub_strerror(rc), nub_sandbox_last_error(sb)->message);
     cr_assert_eq(len, 2);
-    nub_free(out);
+    nub_buffer_free(out);
 }
 
 /* ---- 1. an interrupt sent right after a call claimed the sandbox ---------- */
@@ -121,7 +122,7 @@ BACKEND_TEST(state, interrupt_right_after_claim_is_never_lost, .timeout = 600)
         size_t len = 0;
         /* ECHO finishes at once if it runs: a lost interrupt shows as NUB_OK. */
         nub_status rc = nub_call(sb, NUB_TG_FN_ECHO, "abcdefgh", 8, &out, &len);
-        nub_free(out);
+        nub_buffer_free(out);
         if (rc != NUB_E_CANCELLED) {
             lost++;
             cr_assert_eq(rc, NUB_E_CANCELLED, "trial %u: %s (%s)", i, nub_strerror(rc),
@@ -302,7 +303,7 @@ BACKEND_TEST(state, argument_error_on_another_thread_leaves_the_running_call_alo
     size_t len = 0;
     cr_assert_eq(nub_call(sb, NUB_TG_FN_HOST_CALL, &req, 4, &out, &len), NUB_OK,
                  "%s", nub_sandbox_last_error(sb)->message);
-    nub_free(out);
+    nub_buffer_free(out);
     cr_assert_eq(c.rc, NUB_E_INVALID);
     cr_assert_eq(nub_sandbox_last_error(sb)->code, NUB_OK,
                  "the successful call's record was overwritten: %s", nub_sandbox_last_error(sb)->message);
@@ -324,7 +325,7 @@ static void *sneak_call(void *p)
     uint8_t *out = NULL;
     size_t len = 0;
     s->rc = nub_call(s->sb, NUB_TG_FN_ECHO, "y", 1, &out, &len);
-    nub_free(out);
+    nub_buffer_free(out);
     return NULL;
 }
 

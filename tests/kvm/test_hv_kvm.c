@@ -1,4 +1,4 @@
-/* Backend-level tests of host/hv/kvm.c: exits, registers, interrupts and resources, with hand-assembled long-mode guests. */
+/* Backend-level tests of host/hv/kvm_x86_64.c: exits, registers, interrupts and resources, with hand-assembled long-mode guests. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hv/hv.h"
+#include "x86_64.h"
 
 #define MEM_SIZE (2u << 20)       /* one region: GPA 0 .. 2 MiB */
 #define VBASE 0xffffffff80000000ull
@@ -91,7 +92,7 @@ static void load(struct vm *v, const uint8_t *code, size_t len, size_t off)
     struct nub_hv_regs r = {0};
     r.rip = code_va(off);
     r.rsp = VBASE + (STACK_PAGE + 1) * 4096u;
-    r.rflags = 0x2;
+    r.rflags = NUB_X86_RFLAGS_FIXED;
     cr_assert_eq(v->ops->set_regs(v->hv, &r), NUB_OK);
 }
 

@@ -8,7 +8,7 @@
 
 #include "nub/cap.h"
 
-#define HSZ NUB_CAP_HASH_SIZE
+#define HSZ NUB_CAP_HASH_LEN
 
 /* ------------------------------------------------------------------------ */
 /* Helpers: random numbers, hex, a growable byte vector                      */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../host/internal.h"
+#include "../../host/nubk/cache.h"
 #include "bytes.h"
 #include "nub/abi.h"
 #include "nub/cdir.h"

@@ -9,9 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../host/hv/emu_x86.h"
+#include "../../host/hv/x86_64_len.h"
 #include "../../host/hv/hv.h"
 #include "nub/vmem.h"
+#include "x86_64.h"
 
 /*
  * Guest layout: one region at GPA 0x1000. Offsets inside it: code 0x0000
@@ -173,7 +174,7 @@ static void vm_create(struct vm *v)
     struct nub_hv_config cfg = {.regions = &v->region, .nregions = 1, .cr3 = v->cr3};
     nub_status st = v->ops->create(&cfg, &v->hv, err, sizeof(err));
     cr_assert_eq(st, NUB_OK, "create: %d %s", st, err);
-    struct nub_hv_regs r = {.rip = CODE_VA, .rsp = STACK_TOP, .rflags = 0x2};
+    struct nub_hv_regs r = {.rip = CODE_VA, .rsp = STACK_TOP, .rflags = NUB_X86_RFLAGS_FIXED};
     cr_assert_eq(v->ops->set_regs(v->hv, &r), NUB_OK);
 }
 
@@ -245,7 +246,7 @@ Test(emu, regs_round_trip)
     struct nub_hv_regs in = {
         .rax = 1, .rbx = 2, .rcx = 3, .rdx = 4, .rsi = 5, .rdi = 6, .rsp = 7, .rbp = 8,
         .r8 = 9, .r9 = 10, .r10 = 11, .r11 = 12, .r12 = 13, .r13 = 14, .r14 = 15,
-        .r15 = 0xfedcba9876543210ull, .rip = CODE_VA + 1, .rflags = 0x2 | 0x1 | 0x40,
+        .r15 = 0xfedcba9876543210ull, .rip = CODE_VA + 1, .rflags = NUB_X86_RFLAGS_FIXED | 0x1 | 0x40,
     }, out;
     cr_assert_eq(v.ops->set_regs(v.hv, &in), NUB_OK);
     cr_assert_eq(v.ops->get_regs(v.hv, &out), NUB_OK);
@@ -733,13 +734,13 @@ Test(emu, decoder_lengths)
         if (strcmp(c->what, "truncated modrm") == 0)
             avail = 1;
         bool io = !c->io;
-        size_t got = nub_emu_x86_insn_len(c->bytes, avail, &io);
+        size_t got = nub_x86_64_insn_len(c->bytes, avail, &io);
         cr_expect_eq(got, c->len, "%s: length %zu, want %zu", c->what, got, c->len);
         if (c->len != 0)
             cr_expect_eq(io, c->io, "%s: io flag", c->what);
     }
     bool io;
-    cr_assert_eq(nub_emu_x86_insn_len(insn_cases[9].bytes, 9, &io), 0, "imm64 cut short");
-    cr_assert(nub_emu_x86_may_have_io((const uint8_t[]){0x90, 0xee}, 2));
-    cr_assert(!nub_emu_x86_may_have_io((const uint8_t[]){0x90, 0xf4}, 2));
+    cr_assert_eq(nub_x86_64_insn_len(insn_cases[9].bytes, 9, &io), 0, "imm64 cut short");
+    cr_assert(nub_x86_64_may_have_io((const uint8_t[]){0x90, 0xee}, 2));
+    cr_assert(!nub_x86_64_may_have_io((const uint8_t[]){0x90, 0xf4}, 2));
 }

@@ -21,7 +21,7 @@
  * It is a unit test, not an integration test, because it runs on emu only
  * (the integration suite also runs on kvm inside QEMU).
  */
-#include "../../host/hv/emu.c"
+#include "../../host/hv/emu_x86_64.c"
 
 /* Budgets: the stores per call measured with the tuned SDK (Debian 12's gcc 12,
  * -O2); before it they were 166, 4,774 and 133. Lower them when a change

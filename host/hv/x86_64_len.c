@@ -1,5 +1,5 @@
 /* x86-64 instruction length decoder (64-bit mode only) used by the emu backend to find port I/O. */
-#include "emu_x86.h"
+#include "x86_64_len.h"
 
 #include <stdint.h>
 
@@ -218,7 +218,7 @@ static bool is_io_opcode(unsigned char op)
            (op >= 0x6c && op <= 0x6f);
 }
 
-size_t nub_emu_x86_insn_len(const unsigned char *p, size_t avail, bool *io)
+size_t nub_x86_64_insn_len(const unsigned char *p, size_t avail, bool *io)
 {
     struct dec d = {.p = p, .avail = avail};
     unsigned char op, op2;
@@ -238,7 +238,7 @@ size_t nub_emu_x86_insn_len(const unsigned char *p, size_t avail, bool *io)
     return d.n;
 }
 
-bool nub_emu_x86_may_have_io(const unsigned char *p, size_t n)
+bool nub_x86_64_may_have_io(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (is_io_opcode(p[i]))

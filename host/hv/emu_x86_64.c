@@ -9,7 +9,8 @@
 #include <unicorn/unicorn.h>
 
 #include "emu_pagelock.h"
-#include "emu_x86.h"
+#include "x86_64.h"
+#include "x86_64_len.h"
 #include "nub/vmem.h"
 
 /*
@@ -50,30 +51,6 @@
 #define EMU_MAX_RESTARTS 16u            /* re-instrumenting one TB in a row */
 #define EMU_STOP_HOOKS  64u             /* stop hooks alive at once (oldest deleted first) */
 
-#define EFER_SCE (1ull << 0)
-#define EFER_LME (1ull << 8)
-#define EFER_LMA (1ull << 10)
-#define EFER_NXE (1ull << 11)
-#define MSR_EFER 0xc0000080u
-
-#define CR0_PE (1ull << 0)
-#define CR0_MP (1ull << 1)
-#define CR0_ET (1ull << 4)
-#define CR0_NE (1ull << 5)
-#define CR0_WP (1ull << 16)
-#define CR4_PAE (1ull << 5)
-#define CR4_OSFXSR (1ull << 9)
-#define CR4_OSXMMEXCPT (1ull << 10)
-
-#define PF_P (1ull << 0) /* #PF error code: page present (protection violation) */
-#define PF_W (1ull << 1) /* write access */
-#define PF_I (1ull << 4) /* instruction fetch */
-
-#define VEC_UD 6u
-#define VEC_GP 13u
-#define VEC_PF 14u
-#define EXN_VECTORS 32u  /* CPU exception vectors 0..31; `int n` above them is a software interrupt */
-#define ERR_IDT (1ull << 1) /* #GP error code: the selector indexes the IDT */
 
 /* What a hook saw before it asked Unicorn to stop. */
 enum emu_pend {
@@ -249,8 +226,8 @@ static void exit_soft_int(struct nub_hv *hv, struct nub_hv_exit *e, uint32_t int
     if (rip >= 2 && uc_mem_read(hv->uc, rip - 2, insn, 2) == UC_ERR_OK && insn[0] == 0xcd && insn[1] == intno)
         rip -= 2;
     exit_reset(e, NUB_HV_EXIT_FAULT, rip);
-    e->vector = VEC_GP;
-    e->error_code = ((uint64_t)intno << 3) | ERR_IDT;
+    e->vector = NUB_X86_VEC_GP;
+    e->error_code = ((uint64_t)intno << 3) | NUB_X86_ERR_IDT;
     nub_hv_fmt(e->msg, sizeof(e->msg), "software interrupt int $0x%x at rip 0x%llx: no IDT gate for vector %u "
                "(general protection fault)", intno, (unsigned long long)rip, intno);
 }
@@ -258,11 +235,11 @@ static void exit_soft_int(struct nub_hv *hv, struct nub_hv_exit *e, uint32_t int
 static uint64_t pf_error_code(int type)
 {
     switch (type) {
-    case UC_MEM_WRITE_UNMAPPED: return PF_W;
-    case UC_MEM_FETCH_UNMAPPED: return PF_I;
-    case UC_MEM_READ_PROT: return PF_P;
-    case UC_MEM_WRITE_PROT: return PF_P | PF_W;
-    case UC_MEM_FETCH_PROT: return PF_P | PF_I;
+    case UC_MEM_WRITE_UNMAPPED: return NUB_X86_PF_W;
+    case UC_MEM_FETCH_UNMAPPED: return NUB_X86_PF_I;
+    case UC_MEM_READ_PROT: return NUB_X86_PF_P;
+    case UC_MEM_WRITE_PROT: return NUB_X86_PF_P | NUB_X86_PF_W;
+    case UC_MEM_FETCH_PROT: return NUB_X86_PF_P | NUB_X86_PF_I;
     default: return 0;
     }
 }
@@ -283,11 +260,13 @@ static int mem_type_of(uc_err err)
 static void exit_page_fault(struct nub_hv *hv, struct nub_hv_exit *e, int type, uint64_t addr)
 {
     uint64_t ec = pf_error_code(type);
-    const char *access = (ec & PF_I) ? "fetching" : (ec & PF_W) ? "writing" : "reading";
-    const char *why = !(ec & PF_P) ? "not mapped" : (ec & PF_I) ? "not executable"
-                                                  : (ec & PF_W) ? "not writable" : "not readable";
+    const char *access = (ec & NUB_X86_PF_I) ? "fetching" : (ec & NUB_X86_PF_W) ? "writing" : "reading";
+    const char *why = !(ec & NUB_X86_PF_P)  ? "not mapped"
+                      : (ec & NUB_X86_PF_I) ? "not executable"
+                      : (ec & NUB_X86_PF_W) ? "not writable"
+                                            : "not readable";
     exit_reset(e, NUB_HV_EXIT_FAULT, hv->rip);
-    e->vector = VEC_PF;
+    e->vector = NUB_X86_VEC_PF;
     e->error_code = ec;
     e->addr = addr;
     nub_hv_fmt(e->msg, sizeof(e->msg), "page fault %s 0x%llx (%s) at rip 0x%llx", access,
@@ -428,7 +407,7 @@ static bool tb_stop_range(struct nub_hv *hv, uint64_t start, uint32_t size, uint
     bool any = false;
     while (off < size) {
         bool io;
-        size_t len = nub_emu_x86_insn_len(hv->tb_buf + off, size - off, &io);
+        size_t len = nub_x86_64_insn_len(hv->tb_buf + off, size - off, &io);
         if (len == 0)
             break;
         off += (uint32_t)len;
@@ -438,7 +417,7 @@ static bool tb_stop_range(struct nub_hv *hv, uint64_t start, uint32_t size, uint
             any = true;
         }
     }
-    if (off < size && nub_emu_x86_may_have_io(hv->tb_buf + off, size - off)) {
+    if (off < size && nub_x86_64_may_have_io(hv->tb_buf + off, size - off)) {
         first = any ? first : off;
         last = size - 1;
         any = true;
@@ -458,7 +437,7 @@ static bool tb_needs_hooks(struct nub_hv *hv, uint64_t addr, uint32_t size, uint
     }
     if (uc_mem_read(hv->uc, addr, hv->tb_buf, size) != UC_ERR_OK)
         return false; /* cannot be executed either: the fetch will fault */
-    return nub_emu_x86_may_have_io(hv->tb_buf, size) && tb_stop_range(hv, addr, size, lo, hi);
+    return nub_x86_64_may_have_io(hv->tb_buf, size) && tb_stop_range(hv, addr, size, lo, hi);
 }
 
 /* Runs before any instruction of the TB; a stop requested here happens before it. */
@@ -516,7 +495,7 @@ static nub_status finish_plain(struct nub_hv *hv, uc_err err, struct nub_hv_exit
 {
     int type = mem_type_of(err);
     if (err == UC_ERR_INSN_INVALID) {
-        exit_fault(e, VEC_UD, hv->rip);
+        exit_fault(e, NUB_X86_VEC_UD, hv->rip);
         return NUB_OK;
     }
     if (type >= 0) { /* no hook report: only the kind is known */
@@ -553,13 +532,13 @@ static nub_status finish(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
         e->value = hv->pend == PEND_OUT ? hv->io_value : 0;
         return NUB_OK;
     case PEND_INTR:
-        if (hv->intno >= EXN_VECTORS)
+        if (hv->intno >= NUB_X86_EXN_VECTORS)
             exit_soft_int(hv, e, hv->intno);
         else
             exit_fault(e, hv->intno, hv->rip);
         return NUB_OK;
     case PEND_SYSCALL:
-        exit_fault(e, VEC_UD, hv->insn_rip);
+        exit_fault(e, NUB_X86_VEC_UD, hv->insn_rip);
         nub_hv_fmt(e->msg, sizeof(e->msg), "syscall/sysenter at rip 0x%llx: not supported by "
                    "the emu backend", (unsigned long long)hv->insn_rip);
         return NUB_OK;
@@ -913,14 +892,14 @@ static uc_err write_u16(uc_engine *uc, int id, uint16_t v)
     return uc_reg_write(uc, id, &v);
 }
 
-/* Selectors 0x08 (code) and 0x10 (data). In 64-bit mode Unicorn stores the
- * selector only; the guest's own GDT is read when it reloads segments. */
+/* The code and data selectors. In 64-bit mode Unicorn stores the selector
+ * only; the guest's own GDT is read when it reloads segments. */
 static uc_err setup_segments(uc_engine *uc)
 {
     static const int data[] = {UC_X86_REG_DS, UC_X86_REG_ES, UC_X86_REG_SS};
-    uc_err e = write_u16(uc, UC_X86_REG_CS, 0x08);
+    uc_err e = write_u16(uc, UC_X86_REG_CS, NUB_X86_SEL_CODE);
     for (size_t i = 0; e == UC_ERR_OK && i < sizeof(data) / sizeof(data[0]); i++)
-        e = write_u16(uc, data[i], 0x10);
+        e = write_u16(uc, data[i], NUB_X86_SEL_DATA);
     return e;
 }
 
@@ -930,23 +909,23 @@ static uc_err setup_segments(uc_engine *uc)
  */
 static uc_err setup_cpu(struct nub_hv *hv, uint64_t cr3)
 {
-    uc_x86_msr efer = {.rid = MSR_EFER, .value = EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE};
-    uint32_t mxcsr = 0x1f80;
+    uc_x86_msr efer = {.rid = NUB_X86_MSR_EFER, .value = NUB_X86_EFER_LONG_MODE};
+    uint32_t mxcsr = NUB_X86_MXCSR_INIT;
     uc_err e = uc_reg_write(hv->uc, UC_X86_REG_MSR, &efer);
     if (e == UC_ERR_OK)
-        e = write_u64(hv->uc, UC_X86_REG_CR4, CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT);
+        e = write_u64(hv->uc, UC_X86_REG_CR4, NUB_X86_CR4_LONG_MODE);
     if (e == UC_ERR_OK)
         e = write_u64(hv->uc, UC_X86_REG_CR3, cr3);
     if (e == UC_ERR_OK)
-        e = write_u64(hv->uc, UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP);
+        e = write_u64(hv->uc, UC_X86_REG_CR0, NUB_X86_CR0_LONG_MODE & ~NUB_X86_CR0_PG);
     if (e == UC_ERR_OK)
         e = setup_segments(hv->uc);
     if (e == UC_ERR_OK)
-        e = write_u16(hv->uc, UC_X86_REG_FPCW, 0x037f); /* x87 and SSE exceptions masked */
+        e = write_u16(hv->uc, UC_X86_REG_FPCW, NUB_X86_FPCW_INIT);
     if (e == UC_ERR_OK)
         e = uc_reg_write(hv->uc, UC_X86_REG_MXCSR, &mxcsr);
     if (e == UC_ERR_OK)
-        e = write_u64(hv->uc, UC_X86_REG_RFLAGS, 0x2);
+        e = write_u64(hv->uc, UC_X86_REG_RFLAGS, NUB_X86_RFLAGS_FIXED);
     return e;
 }
 

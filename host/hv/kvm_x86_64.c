@@ -18,6 +18,7 @@
 #include "hv.h"
 #include "kvm_probe.h"
 #include "nub/abi.h"
+#include "x86_64.h"
 
 #define KVM_PATH "/dev/kvm"
 #define KVM_API_VERSION_REQUIRED 12
@@ -33,19 +34,6 @@
 #define CPUID_MAX_NENT 4096u       /* ... grown on E2BIG up to this */
 #define TSS_ADDR 0xfffbd000ull     /* 3 pages below 4 GiB for VMX's real-mode TSS, outside nub's GPAs */
 
-#define CR0_PE (1ull << 0)
-#define CR0_MP (1ull << 1)
-#define CR0_ET (1ull << 4)
-#define CR0_NE (1ull << 5)
-#define CR0_WP (1ull << 16)
-#define CR0_PG (1ull << 31)
-#define CR4_PAE (1ull << 5)
-#define CR4_OSFXSR (1ull << 9)
-#define CR4_OSXMMEXCPT (1ull << 10)
-#define EFER_SCE (1ull << 0)
-#define EFER_LME (1ull << 8)
-#define EFER_LMA (1ull << 10)
-#define EFER_NXE (1ull << 11)
 
 struct nub_hv {
     int kvm_fd, vm_fd, vcpu_fd;
@@ -180,12 +168,40 @@ static int set_cpuid(struct nub_hv *hv, char *err, size_t err_len)
     return -1;
 }
 
-static struct kvm_segment segment(uint16_t selector, uint8_t type, uint8_t s, uint8_t l)
+/* Flat 64-bit code (L set, D clear), DPL 0, present: the GDT's NUB_X86_SEL_CODE. */
+static struct kvm_segment code64_segment(void)
 {
     struct kvm_segment seg = {
-        .base = 0, .limit = 0xffffffff, .selector = selector, .type = type, .present = 1,
-        .dpl = 0, .db = (uint8_t)!l, .s = s, .l = l, .g = 1,
+        .base = 0, .limit = 0xffffffff, .selector = NUB_X86_SEL_CODE, .type = NUB_X86_SEG_TYPE_CODE_XRA,
+        .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
     };
+    return seg;
+}
+
+/* Flat read/write data (D/B set), DPL 0, present: the GDT's NUB_X86_SEL_DATA. */
+static struct kvm_segment data_segment(void)
+{
+    struct kvm_segment seg = {
+        .base = 0, .limit = 0xffffffff, .selector = NUB_X86_SEL_DATA, .type = NUB_X86_SEG_TYPE_DATA_RWA,
+        .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+    };
+    return seg;
+}
+
+/* A busy 64-bit TSS at base 0 (byte granular): VMX refuses long mode without one. */
+static struct kvm_segment tss_segment(void)
+{
+    struct kvm_segment seg = {
+        .base = 0, .limit = NUB_X86_TSS64_SIZE - 1, .selector = NUB_X86_SEL_TSS,
+        .type = NUB_X86_SEG_TYPE_TSS64_BUSY, .present = 1, .dpl = 0, .db = 0, .s = 0, .l = 0, .g = 0,
+    };
+    return seg;
+}
+
+/* No LDT: marked unusable. */
+static struct kvm_segment no_ldt_segment(void)
+{
+    struct kvm_segment seg = {.type = NUB_X86_SEG_TYPE_LDT, .unusable = 1};
     return seg;
 }
 
@@ -195,19 +211,14 @@ static int set_sregs(struct nub_hv *hv, uint64_t cr3, char *err, size_t err_len)
     struct kvm_sregs s;
     if (ioctl(hv->vcpu_fd, KVM_GET_SREGS, &s) != 0)
         return ioctl_err(err, err_len, "KVM_GET_SREGS");
-    s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-    s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
-    s.efer = EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE;
+    s.cr0 = NUB_X86_CR0_LONG_MODE;
+    s.cr4 = NUB_X86_CR4_LONG_MODE;
+    s.efer = NUB_X86_EFER_LONG_MODE;
     s.cr3 = cr3;
-    s.cs = segment(0x08, 0xb, 1, 1);
-    s.ds = s.es = s.fs = s.gs = s.ss = segment(0x10, 0x3, 1, 0);
-    s.tr = segment(0x18, 0xb, 0, 0);   /* busy 64-bit TSS: VMX refuses long mode without one */
-    s.tr.limit = 0x67;
-    s.tr.g = 0;
-    s.tr.db = 0;
-    memset(&s.ldt, 0, sizeof s.ldt);
-    s.ldt.type = 0x2;
-    s.ldt.unusable = 1;
+    s.cs = code64_segment();
+    s.ds = s.es = s.fs = s.gs = s.ss = data_segment();
+    s.tr = tss_segment();
+    s.ldt = no_ldt_segment();
     s.gdt.base = s.idt.base = 0;
     s.gdt.limit = s.idt.limit = 0;     /* the guest installs its own */
     if (ioctl(hv->vcpu_fd, KVM_SET_SREGS, &s) != 0)
@@ -550,7 +561,7 @@ static nub_status internal_error_exit(struct nub_hv_exit *x, uint32_t sub)
 static void after_shutdown(struct nub_hv *hv, struct nub_hv_exit *x)
 {
     struct kvm_sregs s;
-    if (ioctl(hv->vcpu_fd, KVM_GET_SREGS, &s) != 0 || (s.cr0 & CR0_PG))
+    if (ioctl(hv->vcpu_fd, KVM_GET_SREGS, &s) != 0 || (s.cr0 & NUB_X86_CR0_PG))
         return;
     x->rip = 0;
     if (ioctl(hv->vcpu_fd, KVM_SET_SREGS, &hv->sregs0) != 0)

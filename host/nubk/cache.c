@@ -1,9 +1,10 @@
 /* Host cache reader: locates the guest's cap directory through the PEB and boot info, validates it as hostile memory, looks caps up without entering the guest. */
 #include <string.h>
 
+#include "cache.h"
 #include "checked.h"
-#include "internal.h"
 #include "nub/cdir.h"
+#include "nub/nubk.h"
 
 /* Host view of [gva, gva + size) when it lies wholly inside the snapshot region, else NULL. */
 static const uint8_t *snap_range(const uint8_t *snap, uint64_t snap_size, uint64_t gva, uint64_t size)
@@ -69,7 +70,7 @@ static void refresh(nub_sandbox *sb)
     }
 }
 
-int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                              const uint8_t **data, uint64_t *len)
 {
     uint64_t off, n;
@@ -119,7 +120,7 @@ nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count)
     return rc;
 }
 
-int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE])
+int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN])
 {
     if (sb == NULL || hash == NULL || nub_state_claim(sb, NUB_CLAIM_READY) != NUB_OK)
         return 0;
@@ -128,7 +129,7 @@ int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE])
     return found;
 }
 
-nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_SIZE],
+nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                          const uint8_t **data, size_t *len)
 {
     if (sb == NULL || hash == NULL || data == NULL || len == NULL)

@@ -1,12 +1,11 @@
-/* Host cap API: put caps into a nubk guest (with the no-entry fast path for present caps), host-side hashing, nubk sizing. */
+/* Host side of nubk: put caps into a nubk guest (with the no-entry fast path for present caps), nubk sizing. */
 #include <string.h>
 
-#include "internal.h"
+#include "cache.h"
 #include "nub/cap.h"
 #include "nub/cdir.h"
+#include "nub/nubk.h"
 #include "nub/wire.h"
-
-_Static_assert(NUB_CAP_HASH_LEN == NUB_CAP_HASH_SIZE, "nub.h and abi.h agree on the hash size");
 
 /* Heap the guest allocator needs beyond the directory: block header,
  * alignment of the heap start and of the block, and a page of slack. */
@@ -63,7 +62,7 @@ static nub_status poison(nub_sandbox *sb, size_t got)
 {
     nub_err_set(&sb->last, NUB_E_PROTOCOL,
                 "guest protocol violation: put_cap answered %zu bytes instead of a %u-byte hash", got,
-                NUB_CAP_HASH_SIZE);
+                NUB_CAP_HASH_LEN);
     nub_state_poison(sb);
     return NUB_E_PROTOCOL;
 }
@@ -71,7 +70,7 @@ static nub_status poison(nub_sandbox *sb, size_t got)
 /* Why did the guest send the sentinel? Redo the decode here, then look at its directory (claimed). */
 static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
 {
-    uint8_t h[NUB_CAP_HASH_SIZE];
+    uint8_t h[NUB_CAP_HASH_LEN];
     int e = nub_cap_hash_encoded(cap, len, h);
     if (e != NUB_CAP_OK)
         return nub_err_set(&sb->last, NUB_E_CAP_REJECTED, "guest rejected the %zu-byte cap: %s", len,
@@ -89,7 +88,7 @@ static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
 
 static int is_sentinel(const uint8_t *h)
 {
-    for (size_t i = 0; i < NUB_CAP_HASH_SIZE; i++)
+    for (size_t i = 0; i < NUB_CAP_HASH_LEN; i++)
         if (h[i] != 0xff)
             return 0;
     return 1;
@@ -98,7 +97,7 @@ static int is_sentinel(const uint8_t *h)
 /* nub_put_cap inside the caller's claim: the call, its checks and any poisoning in one claim. */
 static nub_status put_cap_claimed(nub_sandbox *sb, const void *cap, size_t len, uint8_t hash_out[NUB_CAP_HASH_LEN])
 {
-    uint8_t h[NUB_CAP_HASH_SIZE];
+    uint8_t h[NUB_CAP_HASH_LEN];
     size_t got = 0;
     nub_status rc = nub_call_into_claimed(sb, NUB_FN_PUT_CAP, cap, len, h, sizeof h, &got);
     if (rc == NUB_E_TOO_LARGE && got > sizeof h)
@@ -146,7 +145,7 @@ nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HAS
     nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
     if (rc != NUB_OK)
         return rc;
-    uint8_t got[NUB_CAP_HASH_SIZE];
+    uint8_t got[NUB_CAP_HASH_LEN];
     if (!nub_cache_lookup_claimed(sb, hash, NULL, NULL) &&
         (rc = put_cap_claimed(sb, cap, len, got)) == NUB_OK && memcmp(got, hash, sizeof got) != 0) {
         char a[17], b[17];
@@ -158,16 +157,4 @@ nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HAS
     }
     nub_state_release(sb);
     return rc;
-}
-
-nub_status nub_cap_hash_bytes(const void *cap, size_t len, uint8_t out[NUB_CAP_HASH_LEN])
-{
-    if (out == NULL || (cap == NULL && len != 0))
-        return NUB_E_INVALID;
-    return nub_cap_hash_encoded(cap, len, out) == NUB_CAP_OK ? NUB_OK : NUB_E_INVALID;
-}
-
-uint64_t nub_sandbox_call_count(const nub_sandbox *sb)
-{
-    return sb ? atomic_load(&sb->calls) : 0;
 }
