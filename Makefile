@@ -58,15 +58,27 @@ LIBNUBGUEST_A := $(B)/libnubguest.a
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
 all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc $(B)/nubguest.pc
 
-$(B)/host/%.o: %.c
+# Objects depend on the compiler command they were built with: $(B)/.flags-host
+# and $(B)/.flags-guest change only when that command does, so a changed
+# CC, OPT or EXTRA_CFLAGS rebuilds what it affects instead of linking stale objects.
+$(B)/.flags-host: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(HOST_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(HOST_CFLAGS)' > $@
+$(B)/.flags-guest: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(GUEST_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(GUEST_CFLAGS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(B)/host/%.o: %.c $(B)/.flags-host
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/guest/%.o: %.c
+$(B)/guest/%.o: %.c $(B)/.flags-guest
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/guest/%.o: %.S
+$(B)/guest/%.o: %.S $(B)/.flags-guest
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -MMD -MP -c $< -o $@
 
