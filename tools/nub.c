@@ -1043,14 +1043,15 @@ static struct setup_call *parse_setup_calls(const struct nub_cli_args *a, size_t
     *status = calls == NULL ? fail("parsing the set-up calls", NUB_E_NOMEM, NULL) : 0;
     for (size_t i = 0; *status == 0 && i < a->n; i++) {
         const char *name = nub_cli_name(a, i), *v = a->v[i].value;
+        bool input = strcmp(name, "--in") == 0 || strcmp(name, "--in-text") == 0 || strcmp(name, "--in-file") == 0;
         if (strcmp(name, "--call") == 0) {
             *status = nub_cli_u32(a->command, "--call", v, 0, UINT32_MAX, &calls[n].fn);
             n += *status == 0;
-        } else if (strncmp(name, "--in", 4) == 0 && n == 0) {
+        } else if (input && n == 0) {
             *status = nub_cli_usage_error(a->command, "%s comes before any --call", name);
-        } else if (strncmp(name, "--in", 4) == 0 && calls[n - 1].input_opt != NULL) {
+        } else if (input && calls[n - 1].input_opt != NULL) {
             *status = nub_cli_usage_error(a->command, "%s and %s given for one --call", calls[n - 1].input_opt, name);
-        } else if (strncmp(name, "--in", 4) == 0) {
+        } else if (input) {
             calls[n - 1].input_opt = name;
             *status = load_input(a->command, name, v, &calls[n - 1].in, &calls[n - 1].len);
         }
