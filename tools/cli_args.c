@@ -152,6 +152,17 @@ int nub_cli_exclusive(const struct nub_cli_args *a, const char *const *names)
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Digits (decimal, or hex after 0x) into *v, overflow-checked; 0 or -1. */
 static int parse_uint(const char *s, uint64_t *v)
 {
@@ -164,10 +175,7 @@ static int parse_uint(const char *s, uint64_t *v)
         return -1;
     uint64_t n = 0;
     for (; *s; s++) {
-        int d = *s >= '0' && *s <= '9' ? *s - '0'
-                : base == 16 && *s >= 'a' && *s <= 'f' ? *s - 'a' + 10
-                : base == 16 && *s >= 'A' && *s <= 'F' ? *s - 'A' + 10
-                : -1;
+        int d = hex_digit(*s);
         if (d < 0 || d >= base || n > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
             return -1;
         n = n * (uint64_t)base + (uint64_t)d;
@@ -242,17 +250,6 @@ int nub_cli_read_file(const char *path, unsigned char **out, size_t *len)
     *out = b;
     *len = n;
     return 0;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int nub_cli_parse_hex(const char *s, unsigned char **out, size_t *len)

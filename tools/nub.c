@@ -69,8 +69,8 @@ static void status_parts(nub_status rc, const char **name, size_t *name_len, con
     *desc = s[*name_len] == ':' ? s + *name_len + 2 : s;
 }
 
-/* A runtime failure in one line: "nub: WHAT failed: NUB_E_X: message" (control bytes shown as '?'). */
-static int fail(const char *what, nub_status rc, const struct nub_error *e)
+/* A runtime failure in one line: "nub: WHAT failed: NUB_E_X: message[ (hint)]" (control bytes shown as '?'). */
+static int fail_hint(const char *what, nub_status rc, const struct nub_error *e, const char *hint)
 {
     const char *name, *desc;
     size_t n;
@@ -79,8 +79,15 @@ static int fail(const char *what, nub_status rc, const struct nub_error *e)
     fprintf(stderr, "nub: %s failed: %.*s: ", what, (int)n, name);
     for (; *msg; msg++)
         fputc((unsigned char)*msg < 0x20 ? '?' : *msg, stderr);
+    if (hint != NULL)
+        fprintf(stderr, " (%s)", hint);
     fputc('\n', stderr);
     return NUB_CLI_FAILED;
+}
+
+static int fail(const char *what, nub_status rc, const struct nub_error *e)
+{
+    return fail_hint(what, rc, e, NULL);
 }
 
 /* What the CLI's log callback shows: --quiet drops the library's warnings (the
@@ -676,8 +683,11 @@ static int cmd_run(int argc, char **argv)
             fclose(out), unlink(o.out_file);
         goto done;
     }
-    if (r.failed != NULL)
-        fail(r.failed, r.rc, &r.err);
+    if (r.failed != NULL) /* a result over the output buffer is the caller's to fix */
+        fail_hint(r.failed, r.rc, &r.err,
+                  r.rc == NUB_E_GUEST && r.err.guest_status == NUB_STATUS_TOO_LARGE && o.snapshot == NULL
+                      ? "raise the output buffer with --output SIZE"
+                      : NULL);
     status = write_output(&o, &r, out);
     if (r.failed != NULL) {
         status = NUB_CLI_FAILED;

@@ -438,6 +438,11 @@ BACKEND_TEST(cli, one_mib_input_needs_and_takes_a_larger_input_buffer)
     CLI(&r, "run", tg(), "--backend", b, "--call", "1", "--in-file", in);
     expect_usage(&r, "nub: the input is 1048576 bytes, over the input buffer's 65488-byte limit (raise it with "
                      "--input SIZE); see 'nub run --help'\n");
+    CLI(&r, "run", tg(), "--backend", b, "--call", "1", "--in-file", in, "--input", "2M");
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert_str_eq(r.err, "nub: the call failed: NUB_E_GUEST: guest function failed with status 6: echo: 1048576 "
+                            "bytes do not fit (raise the output buffer with --output SIZE)\n");
+    cli_free(&r);
     CLI(&r, "run", tg(), "--backend", b, "--call", "1", "--in-file", in, "--input", "2M", "--output", "2048K",
         "--out-file", out);
     expect_ok(&r, "");
