@@ -76,7 +76,8 @@ function emit_man(    b) {
     render(1, 1)
     print ".SH SEE ALSO"
     print ".BR gdb (1);"
-    print "the nub documentation, installed with it in share/doc/nub (README.md, docs/cli.md)."
+    print "the nub documentation: share/doc/nub/cli.md and README.md where nub is installed,"
+    print "docs/cli.md in its source tree."
 }
 
 # The subcommands' pages, each as a subsection of COMMANDS.
