@@ -63,8 +63,8 @@ static int parse_option(struct nub_cli_args *a, int argc, char **argv, int *i)
         return add_arg(a, o, NULL);
     }
     if (value == NULL) {
-        if (*i + 1 >= argc)
-            return nub_cli_usage_error(a->command, "%s needs a value (%s)", spec->name, spec->value);
+        if (*i + 1 >= argc) /* named as typed: "-o needs a value" */
+            return nub_cli_usage_error(a->command, "%s needs a value (%s)", arg, spec->value);
         value = argv[++*i];
     }
     return add_arg(a, o, value);

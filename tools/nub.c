@@ -39,13 +39,12 @@ static int print_help(const char *command)
 /* `nub help [COMMAND...]`: the words after "help" name the page. */
 static int cmd_help(int argc, char **argv)
 {
-    char name[64] = "nub";
-    if (argc > 0) {
-        if (argc > 2 || (argc == 2 && strlen(argv[0]) + strlen(argv[1]) + 2 > sizeof name))
-            return nub_cli_usage_error(NULL, "no help for '%s%s%s'", argv[0], argc > 1 ? " " : "",
-                                       argc > 1 ? argv[1] : "");
-        snprintf(name, sizeof name, "%s%s%s", argv[0], argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
-    }
+    char name[256] = "nub";
+    size_t len = 0;
+    for (int i = 0; i < argc && len < sizeof name; i++)
+        len += (size_t)snprintf(name + len, sizeof name - len, "%s%s", i > 0 ? " " : "", argv[i]);
+    if (len >= sizeof name)
+        return nub_cli_usage_error(NULL, "no help for '%.40s...'", name);
     if (help_text(name) == NULL)
         return nub_cli_usage_error(NULL, "no help for '%s' (commands: run, snapshot, info, caps)", name);
     return print_help(name);

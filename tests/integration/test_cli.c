@@ -305,6 +305,8 @@ Test(cli, unknown_options_and_commands_are_named)
     USAGE("nub: missing the command (run, snapshot, info, caps or help); see 'nub --help'", NULL);
     USAGE("nub: missing the caps command: hash or put; see 'nub caps --help'", "caps");
     USAGE("nub: no help for 'walk' (commands: run, snapshot, info, caps); see 'nub --help'", "help", "walk");
+    USAGE("nub: no help for 'caps put x' (commands: run, snapshot, info, caps); see 'nub --help'", "help", "caps",
+          "put", "x");
     USAGE("nub: --json takes no value, got '1'; see 'nub run --help'", "run", tg(), "--call", "1", "--json=1");
 }
 
@@ -333,6 +335,7 @@ Test(cli, missing_values_and_arguments_are_named)
     USAGE("nub: unexpected argument 'second.elf'; see 'nub run --help'", "run", tg(), "second.elf", "--call", "1");
     USAGE("nub: missing GUEST.elf; see 'nub snapshot --help'", "snapshot", "-o", "x");
     USAGE("nub: missing -o FILE; see 'nub snapshot --help'", "snapshot", tg());
+    USAGE("nub: -o needs a value (FILE); see 'nub snapshot --help'", "snapshot", tg(), "-o");
     USAGE("nub: missing FILE; see 'nub caps hash --help'", "caps", "hash");
     USAGE("nub: missing FILE; see 'nub caps put --help'", "caps", "put", "--backend", "emu");
     USAGE("nub: unexpected argument 'b'; see 'nub info --help'", "info", "a", "b");
