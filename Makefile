@@ -30,6 +30,7 @@ GUEST_LDFLAGS := $(GUEST_ARCH_LDFLAGS) -Wl,-T,guest/nub.ld
 TEST_CFLAGS  := -std=c11 $(OPT) -g $(WARN) -Iinclude -Icommon -D_GNU_SOURCE $(EXTRA_CFLAGS)
 LDLIBS_HOST  := -lunicorn -lpthread
 LDLIBS_TEST  := -lcriterion -lsodium -lpthread -lm
+LDLIBS_test_cli := -ljson-c # tests/integration/test_cli.c parses `nub run --json`
 
 COMMON_SRC := $(wildcard common/*.c)
 SDK_SRC    := $(wildcard guest/*.c guest/*.S)
@@ -56,7 +57,7 @@ LIBNUBGUEST_A := $(B)/libnubguest.a
 .PHONY: all test unit integration asan asan-build kvm-test kvm-bench bench fuzz fuzz-build fuzz-seeds install clean headers-check outside-check exports-check
 # `all` needs only the build dependencies (tools/deps.sh); tests and benchmarks
 # also need libcriterion-dev and libsodium-dev (tools/deps.sh test).
-all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.pc $(B)/nubguest.pc
+all: $(LIBNUB_A) $(LIBNUB_SO) $(LIBNUBGUEST_A) $(GUEST_ELFS) $(B)/nub $(B)/nub.1 $(B)/nub.pc $(B)/nubguest.pc
 
 # Objects depend on the compiler command they were built with: $(B)/.flags-host
 # and $(B)/.flags-guest change only when that command does, so a changed
@@ -101,8 +102,21 @@ $(LIBNUBGUEST_A): $(COMMON_GUEST_OBJ) $(SDK_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(B)/nub: tools/nub.c $(LIBNUB_A)
-	$(CC) $(HOST_CFLAGS) -MMD -MP $< -o $@ $(LIBNUB_A) $(LDLIBS_HOST)
+# The CLI (tools/*.c). Its --help pages and its man page come from one text, tools/nub.help.
+# (Makefile: VERSION is compiled in; the rule wins over $(B)/host/%.o by its shorter stem.)
+CLI_OBJ := $(patsubst %.c,$(B)/host/%.o,$(wildcard tools/*.c))
+$(B)/host/tools/%.o: tools/%.c $(B)/.flags-host Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -I$(B)/tools -DNUB_VERSION='"$(VERSION)"' -MMD -MP -c $< -o $@
+$(B)/host/tools/nub.o: $(B)/tools/nub_help.h
+$(B)/tools/nub_help.h: tools/nub.help tools/helpgen.awk
+	@mkdir -p $(dir $@)
+	awk -v mode=c -f tools/helpgen.awk tools/nub.help > $@.tmp && mv $@.tmp $@
+$(B)/nub.1: tools/nub.help tools/helpgen.awk Makefile
+	@mkdir -p $(dir $@)
+	awk -v mode=man -v version='$(VERSION)' -f tools/helpgen.awk tools/nub.help > $@.tmp && mv $@.tmp $@
+$(B)/nub: $(CLI_OBJ) $(LIBNUB_A)
+	$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(LIBNUB_A) $(LDLIBS_HOST)
 
 $(B)/tests/unit/%: tests/unit/%.c $(LIBNUB_A)
 	@mkdir -p $(dir $@)
@@ -111,7 +125,7 @@ $(B)/tests/unit/%: tests/unit/%.c $(LIBNUB_A)
 $(B)/tests/integration/%: tests/integration/%.c $(LIBNUB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DNUB_GUEST_DIR_DEFAULT='"$(abspath $(B))/guests"' -DNUB_SRC_DIR='"$(CURDIR)"' -MMD -MP $< -o $@ \
-	  $(LIBNUB_A) $(LDLIBS_TEST) $(LDLIBS_HOST)
+	  $(LIBNUB_A) $(LDLIBS_TEST) $(LDLIBS_$*) $(LDLIBS_HOST)
 
 $(B)/bench/%: bench/%.c $(LIBNUB_A)
 	@mkdir -p $(dir $@)
@@ -142,7 +156,7 @@ integration: $(INTEG_BIN) $(GUEST_ELFS)
 
 asan-build:
 	@$(MAKE) --no-print-directory B=$(ASAN_B) EXTRA_CFLAGS='$(ASAN_FLAGS)' \
-	  $(ASAN_BIN) $(ASAN_B)/nub $(GUEST_ELFS:$(B)/%=$(ASAN_B)/%)
+	  $(ASAN_BIN) $(ASAN_B)/nub $(ASAN_B)/nub.1 $(GUEST_ELFS:$(B)/%=$(ASAN_B)/%)
 
 asan: asan-build
 	@tests/run.sh $(ASAN_BIN)
@@ -216,6 +230,7 @@ install: all
 	ln -sf libnub.so.0 $(DESTDIR)$(PREFIX)/lib/libnub.so
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nub
 	install -m 755 $(B)/nub $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 644 $(B)/nub.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 guest/nub.ld $(GUEST_ELFS) $(DESTDIR)$(PREFIX)/share/nub/
 	install -m 644 include/nub/*.h $(DESTDIR)$(PREFIX)/include/nub/
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/nub.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nub.pc

@@ -7,6 +7,7 @@ if [ "${1:-}" = "test" ]; then
     pkgs+=(libcriterion-dev libsodium-dev b3sum qemu-system-x86 busybox-static cpio xz-utils gdb python3 python3-prometheus-client prometheus)
     pkgs+=(clang libclang-rt-14-dev libcapstone-dev) # fuzz targets (tests/fuzz, docs/fuzzing.md)
     pkgs+=(g++) # tests/headers/run.sh compiles every public header as C++ too
+    pkgs+=(libjson-c-dev groff-base) # tests/integration/test_cli.c: parses `nub run --json`, lints the man page
 fi
 
 missing=()

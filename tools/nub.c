@@ -4,154 +4,89 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "nub/abi.h"
 #include "nub/cap.h"
 #include "nub/nub.h"
 #include "nub/nubk.h"
 #include "nub/snapfile.h"
+#include "nub_help.h" /* generated from tools/nub.help: nub_cli_help_pages[] */
 
-struct run_opts {
-    const char *guest;
-    const char *in_hex;
-    const char *in_file;
-    const char *in_text;
-    const char *backend;
-    const char *snapshot; /* --snapshot FILE instead of GUEST.elf */
-    int snapshot_ready;   /* that file holds an evolved snapshot */
-    const char *gdb;
-    long fn_id;
-    int verbose;
-    int quiet;
-    int metrics;           /* --metrics: print the sandbox's metrics after the call */
-    const char *core_dir;  /* --core-dump DIR */
-    const char *log_level; /* --log LEVEL */
-};
+#ifndef NUB_VERSION
+#error "build with -DNUB_VERSION='\"x.y.z\"' (the Makefile's VERSION)"
+#endif
 
-static void usage(FILE *f)
+/* ---- help ------------------------------------------------------------------ */
+
+/* The help page of `command` ("nub", "run", "caps put"), or NULL. */
+static const char *help_text(const char *command)
 {
-    fprintf(f,
-            "usage: nub run GUEST.elf --call FN_ID [--in HEX | --in-text TEXT | --in-file FILE]\n"
-            "               [--backend auto|kvm|emu] [--verbose] [--quiet] [--metrics]\n"
-            "               [--core-dump DIR] [--log error|warn|info|debug|trace] [--gdb PORT|any]\n"
-            "       nub run --snapshot FILE --call FN_ID [input as above] [--backend ...]\n"
-            "       nub snapshot GUEST.elf -o FILE [--evolve] [--call FN_ID [input as above]]...\n"
-            "                    [--backend auto|kvm|emu]\n"
-            "       nub info [--json]\n"
-            "       nub info SNAPSHOT_FILE\n"
-            "       nub caps hash FILE...\n"
-            "       nub caps put [--kernel NUBK.elf] [--backend auto|kvm|emu] FILE...\n"
-            "\n"
-            "run   create a sandbox from GUEST.elf, evolve it, call FN_ID with the input\n"
-            "      and print the result: as text when it is printable, else as hex.\n"
-            "      With --snapshot, start from a snapshot file (evolving it if it is pre-init).\n"
-            "      --metrics prints the sandbox's metrics (Prometheus text) afterwards;\n"
-            "      --core-dump DIR writes a core file there if the guest faults, aborts\n"
-            "      or times out; --log LEVEL shows host and guest log lines up to LEVEL.\n"
-            "      --gdb: wait for gdb on 127.0.0.1:PORT (any: a free port) before the\n"
-            "      guest's first instruction; prints the gdb command to use on stderr.\n"
-            "snapshot  build GUEST.elf's image and save it to FILE; --evolve runs init first\n"
-            "      and saves the evolved sandbox, each --call (implies --evolve) runs a set-up\n"
-            "      call before the capture. Prints the snapshot's hash.\n"
-            "      The backend is --backend, else $NUB_BACKEND, else auto: kvm when the\n"
-            "      kvm probe passes, else emu with a one-line notice on stderr (emu is\n"
-            "      not an isolation boundary; --quiet drops the notice).\n"
-            "info  print, per backend, whether it is usable here, why not, and what was\n"
-            "      found (KVM API version and module, CPU vendor, VMX/SVM, the kvm probe's\n"
-            "      result and time, Unicorn's version); --json prints the same as JSON.\n"
-            "      With a snapshot file, verify it and print its hash, sizes, regions and\n"
-            "      versions.\n"
-            "caps hash  print the cap hash of each FILE taken as a DATA cap, computed on\n"
-            "      the host, as 'HASH  FILE' lines.\n"
-            "caps put   create a nubk sandbox sized for the FILEs, publish each as a DATA\n"
-            "      cap and print the hash the guest computed, in the same format. The\n"
-            "      kernel is --kernel, else $NUB_NUBK, else guests/nubk.elf or\n"
-            "      ../share/nub/nubk.elf next to this program.\n");
+    for (size_t i = 0; i < sizeof nub_cli_help_pages / sizeof nub_cli_help_pages[0]; i++)
+        if (strcmp(nub_cli_help_pages[i].command, command) == 0)
+            return nub_cli_help_pages[i].text;
+    return NULL;
 }
 
-static int hex_val(char c)
+static int print_help(const char *command)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    fputs(help_text(command), stdout);
+    return fflush(stdout) == 0 ? NUB_CLI_OK : NUB_CLI_FAILED;
 }
 
-static int parse_hex(const char *s, unsigned char **out, size_t *len)
+/* `nub help [COMMAND...]`: the words after "help" name the page. */
+static int cmd_help(int argc, char **argv)
 {
-    size_t n = strlen(s);
-    if (n % 2 != 0)
-        return -1;
-    unsigned char *b = malloc(n / 2 + 1);
-    if (b == NULL)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(b);
-            return -1;
-        }
-        b[i] = (unsigned char)(hi << 4 | lo);
-    }
-    *out = b;
-    *len = n / 2;
-    return 0;
+    char name[256] = "nub";
+    size_t len = 0;
+    for (int i = 0; i < argc && len < sizeof name; i++)
+        len += (size_t)snprintf(name + len, sizeof name - len, "%s%s", i > 0 ? " " : "", argv[i]);
+    if (len >= sizeof name)
+        return nub_cli_usage_error(NULL, "no help for '%.40s...'", name);
+    if (help_text(name) == NULL)
+        return nub_cli_usage_error(NULL, "no help for '%s' (commands: run, snapshot, info, caps)", name);
+    return print_help(name);
 }
 
-static int read_all(const char *path, unsigned char **out, size_t *len)
+/* ---- shared helpers -------------------------------------------------------- */
+
+static uint64_t now_ns(void)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -1;
-    size_t cap = 4096, n = 0;
-    unsigned char *b = malloc(cap);
-    while (b != NULL) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        cap *= 2;
-        unsigned char *nb = realloc(b, cap);
-        if (nb == NULL) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-    }
-    int bad = b == NULL || ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return -1;
-    }
-    *out = b;
-    *len = n;
-    return 0;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static int printable(const unsigned char *b, size_t n)
+/* The name part of nub_strerror() ("NUB_E_TIMEOUT") and its description. */
+static void status_parts(nub_status rc, const char **name, size_t *name_len, const char **desc)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((b[i] < 0x20 || b[i] > 0x7e) && b[i] != '\n' && b[i] != '\t')
-            return 0;
-    return n > 0;
+    const char *s = nub_strerror(rc);
+    *name = s;
+    *name_len = strcspn(s, ":");
+    *desc = s[*name_len] == ':' ? s + *name_len + 2 : s;
 }
 
-static void print_result(const unsigned char *b, size_t n)
+/* A runtime failure in one line: "nub: WHAT failed: NUB_E_X: message[ (hint)]" (control bytes shown as '?'). */
+static int fail_hint(const char *what, nub_status rc, const struct nub_error *e, const char *hint)
 {
-    if (printable(b, n)) {
-        fwrite(b, 1, n, stdout);
-        if (b[n - 1] != '\n')
-            putchar('\n');
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        printf("%02x", b[i]);
-    putchar('\n');
+    const char *name, *desc;
+    size_t n;
+    status_parts(rc, &name, &n, &desc);
+    const char *msg = e != NULL && e->message[0] ? e->message : desc;
+    fprintf(stderr, "nub: %s failed: %.*s: ", what, (int)n, name);
+    for (; *msg; msg++)
+        fputc((unsigned char)*msg < 0x20 ? '?' : *msg, stderr);
+    if (hint != NULL)
+        fprintf(stderr, " (%s)", hint);
+    fputc('\n', stderr);
+    return NUB_CLI_FAILED;
+}
+
+static int fail(const char *what, nub_status rc, const struct nub_error *e)
+{
+    return fail_hint(what, rc, e, NULL);
 }
 
 /* What the CLI's log callback shows: --quiet drops the library's warnings (the
@@ -194,45 +129,68 @@ static int parse_backend(const char *s, enum nub_backend *b)
     return 0;
 }
 
-static int load_input(const struct run_opts *o, unsigned char **in, size_t *len)
+/* --backend, --timeout and (when `sizes`) --heap, --stack, --input, --output into cfg. */
+static int apply_config(const struct nub_cli_args *a, struct nub_config *cfg, bool sizes)
 {
-    *in = NULL;
-    *len = 0;
-    if (o->in_hex && parse_hex(o->in_hex, in, len) != 0) {
-        fprintf(stderr, "nub: --in wants an even number of hex digits\n");
-        return -1;
-    }
-    if (o->in_file && read_all(o->in_file, in, len) != 0) {
-        fprintf(stderr, "nub: cannot read %s: %s\n", o->in_file, strerror(errno));
-        return -1;
-    }
-    if (o->in_text) {
-        *len = strlen(o->in_text);
-        *in = (unsigned char *)strdup(o->in_text);
-        if (*in == NULL)
-            return -1;
+    static const char *const size_opts[] = {"--heap", "--stack", "--input", "--output"};
+    uint64_t *fields[] = {&cfg->heap_size, &cfg->stack_size, &cfg->input_size, &cfg->output_size};
+    const char *v = nub_cli_value(a, "--backend");
+    if (v != NULL && parse_backend(v, &cfg->backend) != 0)
+        return nub_cli_usage_error(a->command, "--backend needs auto, kvm or emu, got '%s'", v);
+    v = nub_cli_value(a, "--timeout");
+    if (v != NULL && nub_cli_u32(a->command, "--timeout", v, 0, UINT32_MAX, &cfg->call_timeout_ms) != 0)
+        return NUB_CLI_USAGE;
+    for (size_t i = 0; i < sizeof size_opts / sizeof size_opts[0]; i++) {
+        if ((v = nub_cli_value(a, size_opts[i])) == NULL)
+            continue;
+        if (!sizes)
+            return nub_cli_usage_error(a->command, "%s cannot be used with --snapshot (the snapshot fixes the sizes)",
+                                       size_opts[i]);
+        if (nub_cli_size(a->command, size_opts[i], v, fields[i]) != 0)
+            return NUB_CLI_USAGE;
     }
     return 0;
 }
 
-static int fail(const char *what, nub_status rc, const struct nub_error *e)
+/* The positional arguments of `a`, at most `max` of them, into `out`; returns how many, or -1 (reported). */
+static int positionals(const struct nub_cli_args *a, const char **out, int max)
 {
-    fprintf(stderr, "nub: %s failed: %s\n", what, nub_strerror(rc));
-    if (e != NULL && e->message[0])
-        fprintf(stderr, "nub: %s\n", e->message);
-    return 1;
+    int n = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->v[i].opt >= 0)
+            continue;
+        if (n == max) {
+            nub_cli_usage_error(a->command, "unexpected argument '%s'", a->v[i].value);
+            return -1;
+        }
+        out[n++] = a->v[i].value;
+    }
+    return n;
 }
 
-/* A sandbox from a snapshot file (backend and log level from cfg). */
-static nub_status sandbox_from_file(const char *path, const struct nub_config *cfg, nub_sandbox **sb,
-                                    struct nub_error *err)
+/* A file named on the command line must be readable: else a usage error naming it. */
+static int check_readable(const char *command, const char *what, const char *path)
 {
-    nub_snapshot *snap = NULL;
-    nub_status rc = nub_snapshot_load(path, &snap, err);
-    if (rc == NUB_OK)
-        rc = nub_sandbox_new_from_snapshot(snap, cfg, sb, err);
-    nub_snapshot_release(snap);
-    return rc;
+    if (access(path, R_OK) == 0)
+        return 0;
+    return nub_cli_usage_error(command, "cannot read %s '%s': %s", what, path, strerror(errno));
+}
+
+/* The input of --in HEX / --in-text TEXT / --in-file FILE (`opt` names which); 0 or NUB_CLI_USAGE. */
+static int load_input(const char *command, const char *opt, const char *value, unsigned char **in, size_t *len)
+{
+    *in = NULL;
+    *len = 0;
+    if (strcmp(opt, "--in") == 0 && nub_cli_parse_hex(value, in, len) != 0)
+        return nub_cli_usage_error(command, "--in needs an even number of hex digits, got '%s'", value);
+    if (strcmp(opt, "--in-file") == 0 && nub_cli_read_file(value, in, len) != 0)
+        return nub_cli_usage_error(command, "cannot read --in-file '%s': %s", value, strerror(errno));
+    if (strcmp(opt, "--in-text") == 0) {
+        *len = strlen(value);
+        if ((*in = (unsigned char *)strdup(value)) == NULL)
+            return fail("reading the input", NUB_E_NOMEM, NULL);
+    }
+    return 0;
 }
 
 static void print_metrics(const nub_sandbox *sb)
@@ -262,146 +220,490 @@ static int parse_gdb_port(const char *v, uint32_t *port)
     return 0;
 }
 
-static int do_run(struct run_opts *o)
+static void json_cstr(const char *s)
 {
+    nub_cli_json_string(stdout, s, strlen(s));
+}
+
+/* ---- run: host functions ---------------------------------------------------- */
+
+enum host_action { HOST_ECHO, HOST_FAIL, HOST_FILE };
+
+/* One --host-fn ID=ACTION. */
+struct host_fn {
+    uint32_t id;
+    enum host_action action;
+    unsigned char *data; /* HOST_FILE: the file's bytes */
+    size_t len;
+};
+
+/* Copy `len` bytes into the host call's result, or fail with a message when they do not fit. */
+static int host_reply(struct nub_host_call *call, const unsigned char *data, size_t len, const char *what)
+{
+    if (len > call->result_cap) {
+        snprintf(call->error, sizeof call->error, "nub --host-fn %u=%s: %zu bytes do not fit the %zu-byte result space",
+                 call->fn_id, what, len, call->result_cap);
+        return 1;
+    }
+    if (len > 0)
+        memcpy(call->result, data, len);
+    call->result_len = len;
+    return 0;
+}
+
+static int host_fn_answer(void *ctx, struct nub_host_call *call)
+{
+    const struct host_fn *h = ctx;
+    switch (h->action) {
+    case HOST_ECHO:
+        return host_reply(call, call->payload, call->payload_len, "echo");
+    case HOST_FILE:
+        return host_reply(call, h->data, h->len, "file");
+    default:
+        snprintf(call->error, sizeof call->error, "host function %u failed as asked (nub --host-fn %u=fail)",
+                 call->fn_id, call->fn_id);
+        return 1;
+    }
+}
+
+/* Parse one --host-fn value into h (reading file:PATH now); 0 or NUB_CLI_USAGE. */
+static int parse_host_fn(const char *command, const char *v, struct host_fn *h)
+{
+    const char *eq = strchr(v, '=');
+    char id[24];
+    memset(h, 0, sizeof *h);
+    if (eq == NULL || eq == v || (size_t)(eq - v) >= sizeof id)
+        return nub_cli_usage_error(command, "--host-fn needs ID=echo, ID=fail or ID=file:PATH, got '%s'", v);
+    memcpy(id, v, (size_t)(eq - v));
+    id[eq - v] = '\0';
+    if (nub_cli_u32(command, "--host-fn's ID", id, 0, UINT32_MAX, &h->id) != 0)
+        return NUB_CLI_USAGE;
+    const char *act = eq + 1;
+    if (strcmp(act, "echo") == 0)
+        h->action = HOST_ECHO;
+    else if (strcmp(act, "fail") == 0)
+        h->action = HOST_FAIL;
+    else if (strncmp(act, "file:", 5) == 0 && act[5] != '\0') {
+        h->action = HOST_FILE;
+        if (nub_cli_read_file(act + 5, &h->data, &h->len) != 0)
+            return nub_cli_usage_error(command, "cannot read --host-fn %u's file '%s': %s", h->id, act + 5,
+                                       strerror(errno));
+    } else
+        return nub_cli_usage_error(command, "--host-fn %u needs echo, fail or file:PATH, got '%s'", h->id, act);
+    return 0;
+}
+
+/* ---- run --------------------------------------------------------------------- */
+
+static const struct nub_cli_opt run_opts_table[] = {
+    {"--call", NULL, "FN", 0},          {"--in", NULL, "HEX", 0},           {"--in-text", NULL, "TEXT", 0},
+    {"--in-file", NULL, "FILE", 0},     {"--snapshot", NULL, "FILE", 0},    {"--backend", NULL, "NAME", 0},
+    {"--timeout", NULL, "MS", 0},       {"--heap", NULL, "SIZE", 0},        {"--stack", NULL, "SIZE", 0},
+    {"--input", NULL, "SIZE", 0},       {"--output", NULL, "SIZE", 0},      {"--host-fn", NULL, "ID=ACTION", 1},
+    {"--hex", NULL, NULL, 0},           {"--text", NULL, NULL, 0},          {"--raw", NULL, NULL, 0},
+    {"--out-file", NULL, "PATH", 0},    {"--json", NULL, NULL, 0},          {"--repeat", NULL, "N", 0},
+    {"--metrics", NULL, NULL, 0},       {"--core-dump", NULL, "DIR", 0},    {"--log", NULL, "LEVEL", 0},
+    {"--gdb", NULL, "PORT", 0},         {"--verbose", "-v", NULL, 0},       {"--quiet", "-q", NULL, 0},
+    {NULL, NULL, NULL, 0},
+};
+
+#define RUN_MAX_REPEAT 10000000u
+
+struct run_opts {
+    const char *guest, *snapshot, *out_file;
+    uint32_t fn, repeat;
+    unsigned char *in;
+    size_t in_len;
     struct nub_config cfg;
+    enum nub_cli_format fmt;
+    bool json, verbose, metrics;
+    struct log_filter *lf;
+    struct host_fn *host_fns;
+    size_t n_host_fns;
+};
+
+/* What a run measured and how it ended. */
+struct run_result {
+    nub_status rc;
+    const char *failed; /* the step that failed, NULL on success */
     struct nub_error err;
-    nub_sandbox *sb = NULL;
-    unsigned char *in = NULL, *out = NULL;
-    size_t in_len = 0, out_len = 0;
-    int status = 1;
-    static uint32_t log_level = NUB_LOG_LEVEL_TRACE;
-    static struct log_filter lf;
-    nub_config_default(&cfg);
+    enum nub_backend backend; /* NUB_BACKEND_AUTO while no sandbox exists */
+    uint64_t create_ns, evolve_ns, call_ns;
+    bool evolved_here;
+    uint64_t *call_times; /* repeat entries */
+    uint32_t calls;       /* calls that succeeded */
+    uint8_t *out;
+    size_t out_len;
+};
+
+static void free_run_opts(struct run_opts *o)
+{
+    for (size_t i = 0; i < o->n_host_fns; i++)
+        free(o->host_fns[i].data);
+    free(o->host_fns);
+    free(o->in);
+}
+
+/* The guest or snapshot (exactly one), --call and the input. */
+static int run_target(const struct nub_cli_args *a, struct run_opts *o)
+{
+    static const char *const inputs[] = {"--in", "--in-text", "--in-file", NULL};
+    const char *pos[1];
+    int n = positionals(a, pos, 1);
+    if (n < 0)
+        return NUB_CLI_USAGE;
+    o->guest = n == 1 ? pos[0] : NULL;
+    o->snapshot = nub_cli_value(a, "--snapshot");
+    if (o->guest != NULL && o->snapshot != NULL)
+        return nub_cli_usage_error(a->command, "give GUEST.elf or --snapshot FILE, not both");
+    if (o->guest == NULL && o->snapshot == NULL)
+        return nub_cli_usage_error(a->command, "missing GUEST.elf (or --snapshot FILE)");
+    const char *call = nub_cli_value(a, "--call");
+    if (call == NULL)
+        return nub_cli_usage_error(a->command, "missing --call FN");
+    if (nub_cli_u32(a->command, "--call", call, 0, UINT32_MAX, &o->fn) != 0 || nub_cli_exclusive(a, inputs) != 0)
+        return NUB_CLI_USAGE;
+    if (check_readable(a->command, o->guest ? "GUEST.elf" : "--snapshot", o->guest ? o->guest : o->snapshot) != 0)
+        return NUB_CLI_USAGE;
+    for (const char *const *in = inputs; *in != NULL; in++)
+        if (nub_cli_given(a, *in))
+            return load_input(a->command, *in, nub_cli_value(a, *in), &o->in, &o->in_len);
+    return 0;
+}
+
+/* Output format, --out-file, --json, --repeat, --metrics. */
+static int run_output(const struct nub_cli_args *a, struct run_opts *o)
+{
+    static const char *const formats[] = {"--hex", "--text", "--raw", "--json", NULL};
+    static const char *const metrics_json[] = {"--metrics", "--json", NULL};
+    if (nub_cli_exclusive(a, formats) != 0 || nub_cli_exclusive(a, metrics_json) != 0)
+        return NUB_CLI_USAGE;
+    o->out_file = nub_cli_value(a, "--out-file");
+    o->fmt = nub_cli_given(a, "--hex") ? NUB_CLI_FORMAT_HEX
+             : nub_cli_given(a, "--text") ? NUB_CLI_FORMAT_TEXT
+             : nub_cli_given(a, "--raw") || o->out_file != NULL ? NUB_CLI_FORMAT_RAW
+             : NUB_CLI_FORMAT_AUTO;
+    o->json = nub_cli_given(a, "--json");
+    o->metrics = nub_cli_given(a, "--metrics");
+    o->repeat = 1;
+    const char *v = nub_cli_value(a, "--repeat");
+    if (v != NULL && nub_cli_u32(a->command, "--repeat", v, 1, RUN_MAX_REPEAT, &o->repeat) != 0)
+        return NUB_CLI_USAGE;
+    return 0;
+}
+
+/* --log, --verbose, --quiet, --core-dump, --gdb. */
+static int run_diagnostics(const struct nub_cli_args *a, struct run_opts *o)
+{
+    static struct log_filter lf; /* outlives the sandbox: the default logger keeps it */
+    uint32_t level = NUB_LOG_LEVEL_TRACE;
+    const char *log = nub_cli_value(a, "--log"), *gdb = nub_cli_value(a, "--gdb"), *core = nub_cli_value(a, "--core-dump");
+    if (log != NULL && nub_log_level_parse(log, &level) != NUB_OK)
+        return nub_cli_usage_error(a->command, "--log needs error, warn, info, debug or trace, got '%s'", log);
+    if (gdb != NULL && parse_gdb_port(gdb, &o->cfg.gdb_port) != 0)
+        return nub_cli_usage_error(a->command, "--gdb needs a port from 1 to 65535 or 'any', got '%s'", gdb);
+    o->verbose = nub_cli_given(a, "--verbose");
     if (o->verbose)
-        cfg.max_guest_log_level = NUB_LOG_LEVEL_TRACE;
-    if (o->log_level && nub_log_level_parse(o->log_level, &log_level) != NUB_OK) {
-        fprintf(stderr, "nub: unknown log level '%s' (error, warn, info, debug, trace)\n", o->log_level);
-        return 2;
+        o->cfg.max_guest_log_level = NUB_LOG_LEVEL_TRACE;
+    lf = (struct log_filter){nub_cli_given(a, "--quiet"), log != NULL, level};
+    o->lf = &lf;
+    if (log != NULL) {
+        o->cfg.max_guest_log_level = level;
+        nub_set_default_log(log_to_stderr, &lf, level); /* creation-time lines too */
     }
-    lf = (struct log_filter){o->quiet, o->log_level != NULL, log_level};
-    if (o->log_level) {
-        cfg.max_guest_log_level = log_level;
-        nub_set_default_log(log_to_stderr, &lf, log_level); /* creation-time lines too */
+    if (core != NULL) {
+        o->cfg.guest_core_dump = 1;
+        o->cfg.core_dump_dir = core;
     }
-    if (o->core_dir) {
-        cfg.guest_core_dump = 1;
-        cfg.core_dump_dir = o->core_dir;
+    return 0;
+}
+
+/* Every --host-fn, each ID once. */
+static int run_host_fns(const struct nub_cli_args *a, struct run_opts *o)
+{
+    if ((o->host_fns = calloc(a->n + 1, sizeof *o->host_fns)) == NULL)
+        return fail("parsing --host-fn", NUB_E_NOMEM, NULL);
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(nub_cli_name(a, i), "--host-fn") != 0)
+            continue;
+        struct host_fn *h = &o->host_fns[o->n_host_fns];
+        if (parse_host_fn(a->command, a->v[i].value, h) != 0) {
+            free(h->data);
+            return NUB_CLI_USAGE;
+        }
+        o->n_host_fns++;
+        for (size_t j = 0; j + 1 < o->n_host_fns; j++)
+            if (o->host_fns[j].id == h->id)
+                return nub_cli_usage_error(a->command, "--host-fn %u given twice", h->id);
     }
-    if (o->backend && parse_backend(o->backend, &cfg.backend) != 0) {
-        fprintf(stderr, "nub: unknown backend '%s' (auto, kvm or emu)\n", o->backend);
-        return 2;
+    return 0;
+}
+
+static int parse_run(int argc, char **argv, struct run_opts *o, int *help)
+{
+    struct nub_cli_args a;
+    memset(o, 0, sizeof *o);
+    int rc = nub_cli_parse("run", run_opts_table, argc, argv, &a);
+    if (rc != 0)
+        return rc;
+    *help = a.help;
+    nub_config_default(&o->cfg);
+    if (!a.help && ((rc = run_target(&a, o)) != 0 || (rc = apply_config(&a, &o->cfg, o->snapshot == NULL)) != 0 ||
+                    (rc = run_output(&a, o)) != 0 || (rc = run_diagnostics(&a, o)) != 0 ||
+                    (rc = run_host_fns(&a, o)) != 0))
+        free_run_opts(o);
+    nub_cli_args_free(&a);
+    return rc;
+}
+
+/* The sandbox from GUEST.elf or the snapshot file; *ready when it needs no evolve. */
+static nub_status run_create(const struct run_opts *o, nub_sandbox **sb, bool *ready, struct nub_error *err)
+{
+    *ready = false;
+    if (o->snapshot == NULL)
+        return nub_sandbox_new_from_file(o->guest, NULL, &o->cfg, sb, err);
+    nub_snapshot *snap = NULL;
+    nub_status rc = nub_snapshot_load(o->snapshot, &snap, err);
+    if (rc == NUB_OK) {
+        *ready = nub_snapshot_is_evolved(snap);
+        rc = nub_sandbox_new_from_snapshot(snap, &o->cfg, sb, err);
     }
-    if (o->gdb && parse_gdb_port(o->gdb, &cfg.gdb_port) != 0) {
-        fprintf(stderr, "nub: --gdb wants a port from 1 to 65535 or 'any', not '%s'\n", o->gdb);
-        return 2;
+    nub_snapshot_release(snap);
+    return rc;
+}
+
+/* Record a failed step: the status and the sandbox's (or creation's) error. */
+static int run_failed(struct run_result *r, const char *what, nub_status rc, const struct nub_error *e)
+{
+    r->rc = rc;
+    r->failed = what;
+    if (e != NULL && e != &r->err)
+        r->err = *e;
+    r->err.code = rc;
+    return -1;
+}
+
+/* Register the host functions, evolve when needed: the sandbox is then ready for calls. */
+static int run_prepare(const struct run_opts *o, nub_sandbox *sb, bool ready, struct run_result *r)
+{
+    nub_status rc;
+    for (size_t i = 0; i < o->n_host_fns; i++)
+        if ((rc = nub_sandbox_register(sb, o->host_fns[i].id, host_fn_answer, &o->host_fns[i])) != NUB_OK)
+            return run_failed(r, "registering a host function", rc, nub_sandbox_last_error(sb));
+    if (ready)
+        return 0;
+    uint64_t t = now_ns();
+    rc = nub_sandbox_evolve(sb);
+    r->evolve_ns = now_ns() - t;
+    r->evolved_here = true;
+    if (rc != NUB_OK)
+        return run_failed(r, "guest init", rc, nub_sandbox_last_error(sb));
+    return 0;
+}
+
+/* The calls: o->repeat of them, keeping the last result. */
+static int run_calls(const struct run_opts *o, nub_sandbox *sb, struct run_result *r)
+{
+    if ((r->call_times = calloc(o->repeat, sizeof *r->call_times)) == NULL)
+        return run_failed(r, "the call", NUB_E_NOMEM, NULL);
+    for (uint32_t i = 0; i < o->repeat; i++) {
+        nub_buffer_free(r->out);
+        r->out = NULL;
+        uint64_t t = now_ns();
+        nub_status rc = nub_call(sb, o->fn, o->in, o->in_len, &r->out, &r->out_len);
+        r->call_ns = r->call_times[i] = now_ns() - t;
+        if (rc != NUB_OK)
+            return run_failed(r, "the call", rc, nub_sandbox_last_error(sb));
+        r->calls++;
     }
-    if (load_input(o, &in, &in_len) != 0)
-        return 2;
-    nub_status rc = o->snapshot ? sandbox_from_file(o->snapshot, &cfg, &sb, &err)
-                                : nub_sandbox_new_from_file(o->guest, NULL, &cfg, &sb, &err);
-    if (rc != NUB_OK) {
-        status = fail("creating the sandbox", rc, &err);
-        goto out;
-    }
+    return 0;
+}
+
+/* An input over the buffer's limit is the caller's to fix: a usage error with the way out. */
+static int check_input_fits(const struct run_opts *o, nub_sandbox *sb)
+{
+    size_t max = nub_sandbox_max_input(sb);
+    if (o->in_len <= max)
+        return 0;
+    if (o->snapshot != NULL)
+        return nub_cli_usage_error("run",
+                                   "the input is %zu bytes, over the snapshot's %zu-byte input limit (make the "
+                                   "snapshot with a larger 'nub snapshot --input SIZE')",
+                                   o->in_len, max);
+    return nub_cli_usage_error("run", "the input is %zu bytes, over the input buffer's %zu-byte limit (raise it with --input SIZE)",
+                               o->in_len, max);
+}
+
+/* Create, prepare and call; returns NUB_CLI_USAGE only for an input too large, else 0 (r says how it went). */
+static int run_sandbox(const struct run_opts *o, nub_sandbox **sbp, struct run_result *r)
+{
+    bool ready;
+    uint64_t t = now_ns();
+    nub_status rc = run_create(o, sbp, &ready, &r->err);
+    r->create_ns = now_ns() - t;
+    if (rc != NUB_OK)
+        return run_failed(r, "creating the sandbox", rc, &r->err), 0;
+    nub_sandbox *sb = *sbp;
+    r->backend = nub_sandbox_backend(sb);
     if (nub_sandbox_gdb_port(sb) != 0)
         fprintf(stderr, "nub: waiting for gdb: gdb %s -ex 'target remote 127.0.0.1:%u'\n",
                 o->guest ? o->guest : "GUEST.elf", nub_sandbox_gdb_port(sb));
-    nub_sandbox_set_log(sb, log_to_stderr, &lf);
+    nub_sandbox_set_log(sb, log_to_stderr, o->lf);
     if (o->verbose)
-        fprintf(stderr, "nub: sandbox %llx on the %s backend\n",
-                (unsigned long long)nub_sandbox_id(sb), nub_backend_name(nub_sandbox_backend(sb)));
-    if (o->snapshot) {
-        nub_snapshot *snap = NULL;
-        o->snapshot_ready = nub_snapshot_load(o->snapshot, &snap, NULL) == NUB_OK && nub_snapshot_is_evolved(snap);
-        nub_snapshot_release(snap);
+        fprintf(stderr, "nub: sandbox %llx on the %s backend\n", (unsigned long long)nub_sandbox_id(sb),
+                nub_backend_name(r->backend));
+    if (check_input_fits(o, sb) != 0)
+        return NUB_CLI_USAGE;
+    if (run_prepare(o, sb, ready, r) == 0)
+        run_calls(o, sb, r);
+    return 0;
+}
+
+static const char *guest_status_name(uint32_t s)
+{
+    static const char *const names[] = {"NUB_STATUS_OK",          "NUB_STATUS_UNKNOWN_FN", "NUB_STATUS_BAD_PAYLOAD",
+                                        "NUB_STATUS_GUEST_ERROR", "NUB_STATUS_HOST_ERROR", "NUB_STATUS_NO_MEMORY",
+                                        "NUB_STATUS_TOO_LARGE"};
+    return s < sizeof names / sizeof names[0] ? names[s] : "unknown";
+}
+
+static void json_us(const char *key, uint64_t ns, bool present)
+{
+    printf("\"%s\": ", key);
+    if (present)
+        printf("%.3f", (double)ns / 1000.0);
+    else
+        printf("null");
+}
+
+static void json_result(const struct run_result *r)
+{
+    printf("\"result\": ");
+    if (r->failed != NULL) {
+        printf("null");
+        return;
     }
-    if (!o->snapshot_ready && (rc = nub_sandbox_evolve(sb)) != NUB_OK) {
-        status = fail("guest init", rc, nub_sandbox_last_error(sb));
-        goto out;
+    printf("{\"length\": %zu, \"hex\": \"", r->out_len);
+    nub_cli_write_hex(stdout, r->out, r->out_len);
+    printf("\"");
+    if (nub_cli_printable(r->out, r->out_len)) {
+        printf(", \"text\": ");
+        nub_cli_json_string(stdout, (const char *)r->out, r->out_len);
     }
-    rc = nub_call(sb, (uint32_t)o->fn_id, in, in_len, &out, &out_len);
-    if (rc != NUB_OK) {
-        status = fail("the call", rc, nub_sandbox_last_error(sb));
-        goto out;
+    printf("}");
+}
+
+static void json_status(const struct run_result *r)
+{
+    const char *name, *desc;
+    size_t n;
+    status_parts(r->rc, &name, &n, &desc);
+    printf("\"status\": {\"code\": %d, \"name\": ", r->rc);
+    nub_cli_json_string(stdout, name, n);
+    printf(", \"description\": ");
+    json_cstr(desc);
+    printf(", \"message\": ");
+    json_cstr(r->failed ? r->err.message : "");
+    printf(", \"step\": ");
+    if (r->failed)
+        json_cstr(r->failed);
+    else
+        printf("null");
+    printf(", \"guest_status\": %u, \"guest_status_name\": ", r->err.guest_status);
+    json_cstr(guest_status_name(r->err.guest_status));
+    printf("}");
+}
+
+static void print_json(const struct run_opts *o, struct run_result *r)
+{
+    printf("{");
+    json_result(r);
+    printf(", ");
+    json_status(r);
+    printf(", \"timings_us\": {");
+    json_us("create", r->create_ns, true);
+    printf(", ");
+    json_us("evolve", r->evolve_ns, r->evolved_here);
+    printf(", ");
+    json_us("call", r->call_ns, r->calls > 0 || (r->failed && strcmp(r->failed, "the call") == 0));
+    if (o->repeat > 1 && r->calls > 0) {
+        printf(", ");
+        json_us("call_p50", nub_cli_percentile(r->call_times, r->calls, 50), true);
+        printf(", ");
+        json_us("call_p99", nub_cli_percentile(r->call_times, r->calls, 99), true);
     }
-    print_result(out, out_len);
-    status = 0;
-out:
-    if (o->metrics && sb != NULL)
+    printf("}, \"calls\": %u, \"backend\": ", r->calls);
+    if (r->backend == NUB_BACKEND_AUTO)
+        printf("null");
+    else
+        json_cstr(nub_backend_name(r->backend));
+    printf("}\n");
+}
+
+/* The result to stdout or --out-file; 0 or NUB_CLI_FAILED (reported). */
+static int write_output(const struct run_opts *o, const struct run_result *r, FILE *out)
+{
+    if (o->json)
+        print_json(o, (struct run_result *)r);
+    if (r->failed == NULL && (!o->json || out != stdout))
+        nub_cli_write_result(out, o->fmt, r->out, r->out_len);
+    if (o->repeat > 1 && r->calls > 0 && !o->json)
+        fprintf(stderr, "nub: %u calls: p50 %.3f us, p99 %.3f us\n", r->calls,
+                (double)nub_cli_percentile(r->call_times, r->calls, 50) / 1000.0,
+                (double)nub_cli_percentile(r->call_times, r->calls, 99) / 1000.0);
+    int bad = fflush(out) != 0 || ferror(out);
+    if (out != stdout)
+        bad |= fclose(out) != 0;
+    if (bad) {
+        fprintf(stderr, "nub: writing the result to %s failed: %s\n", out == stdout ? "stdout" : o->out_file,
+                strerror(errno));
+        return NUB_CLI_FAILED;
+    }
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct run_opts o;
+    struct run_result r;
+    nub_sandbox *sb = NULL;
+    int help = 0, status = parse_run(argc, argv, &o, &help);
+    if (status != 0 || help)
+        return status != 0 ? status : print_help("run");
+    memset(&r, 0, sizeof r);
+    FILE *out = o.out_file != NULL ? fopen(o.out_file, "wb") : stdout;
+    if (out == NULL) {
+        status = nub_cli_usage_error("run", "cannot write --out-file '%s': %s", o.out_file, strerror(errno));
+        goto done;
+    }
+    status = run_sandbox(&o, &sb, &r);
+    if (status != 0) {
+        if (out != stdout)
+            fclose(out), unlink(o.out_file);
+        goto done;
+    }
+    if (r.failed != NULL) /* a result over the output buffer is the caller's to fix */
+        fail_hint(r.failed, r.rc, &r.err,
+                  r.rc == NUB_E_GUEST && r.err.guest_status == NUB_STATUS_TOO_LARGE && o.snapshot == NULL
+                      ? "raise the output buffer with --output SIZE"
+                      : NULL);
+    status = write_output(&o, &r, out);
+    if (r.failed != NULL) {
+        status = NUB_CLI_FAILED;
+        if (out != stdout)
+            unlink(o.out_file);
+    }
+    if (o.metrics && sb != NULL)
         print_metrics(sb);
-    nub_buffer_free(out);
-    free(in);
+done:
+    nub_buffer_free(r.out);
+    free(r.call_times);
     nub_sandbox_destroy(sb);
+    free_run_opts(&o);
     return status;
 }
 
-static int parse_run(int argc, char **argv, struct run_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    o->fn_id = -1;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
-        if (strcmp(a, "--call") == 0 && v) {
-            char *end;
-            o->fn_id = strtol(v, &end, 0);
-            if (*end || o->fn_id < 0 || o->fn_id > (long)UINT32_MAX)
-                return -1;
-        } else if (strcmp(a, "--in") == 0 && v) {
-            o->in_hex = v;
-        } else if (strcmp(a, "--in-file") == 0 && v) {
-            o->in_file = v;
-        } else if (strcmp(a, "--in-text") == 0 && v) {
-            o->in_text = v;
-        } else if (strcmp(a, "--backend") == 0 && v) {
-            o->backend = v;
-        } else if (strcmp(a, "--snapshot") == 0 && v) {
-            o->snapshot = v;
-        } else if (strcmp(a, "--gdb") == 0 && v) {
-            o->gdb = v;
-        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
-            o->verbose = 1;
-            takes = 0;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            o->quiet = 1;
-            takes = 0;
-        } else if (strcmp(a, "--metrics") == 0) {
-            o->metrics = 1;
-            takes = 0;
-        } else if (strcmp(a, "--core-dump") == 0 && v) {
-            o->core_dir = v;
-        } else if (strcmp(a, "--log") == 0 && v) {
-            o->log_level = v;
-        } else if (a[0] != '-' && o->guest == NULL) {
-            o->guest = a;
-            takes = 0;
-        } else {
-            return -1;
-        }
-        i += takes;
-    }
-    int inputs = !!o->in_hex + !!o->in_file + !!o->in_text;
-    return !o->guest != !o->snapshot && o->fn_id >= 0 && inputs <= 1 ? 0 : -1;
-}
-
 /* ---- info ----------------------------------------------------------------- */
-
-/* Print s as a JSON string literal. */
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
 
 /* The backend a default config picks here, and how: "auto", "NUB_BACKEND", or NULL when $NUB_BACKEND is bad. */
 static const char *default_backend(enum nub_backend *pick)
@@ -438,309 +740,58 @@ static void info_text(const struct nub_backend_info *kvm, const struct nub_backe
 static void info_json(const struct nub_backend_info *kvm, const struct nub_backend_info *emu)
 {
     printf("{\"kvm\": {\"usable\": %s, \"reason\": ", kvm->usable ? "true" : "false");
-    json_str(kvm->reason);
+    json_cstr(kvm->reason);
     printf(", \"api_version\": %d, \"modules\": ", kvm->kvm_api_version);
-    json_str(kvm->kvm_modules);
+    json_cstr(kvm->kvm_modules);
     printf(", \"cpu_vendor\": ");
-    json_str(kvm->cpu_vendor);
+    json_cstr(kvm->cpu_vendor);
     printf(", \"vmx\": %s, \"svm\": %s, \"probe\": {\"ran\": %s, \"passed\": %s, \"ns\": %llu}},\n",
            kvm->cpu_vmx ? "true" : "false", kvm->cpu_svm ? "true" : "false", kvm->probe_ran ? "true" : "false",
            kvm->probe_passed ? "true" : "false", (unsigned long long)kvm->probe_ns);
     printf(" \"emu\": {\"usable\": %s, \"reason\": ", emu->usable ? "true" : "false");
-    json_str(emu->reason);
+    json_cstr(emu->reason);
     printf(", \"unicorn_version\": ");
-    json_str(emu->unicorn_version);
+    json_cstr(emu->unicorn_version);
     printf(", \"isolation\": false},\n");
 }
 
-static int do_info(int argc, char **argv)
+static int info_backends(bool json)
 {
     struct nub_backend_info kvm, emu;
-    int json = argc == 3 && strcmp(argv[2], "--json") == 0;
-    if (argc > 3 || (argc == 3 && !json)) {
-        usage(stderr);
-        return 2;
-    }
     if (nub_backend_info(NUB_BACKEND_KVM, &kvm) != NUB_OK || nub_backend_info(NUB_BACKEND_EMU, &emu) != NUB_OK) {
         fprintf(stderr, "nub: nub_backend_info failed\n");
-        return 1;
+        return NUB_CLI_FAILED;
     }
     enum nub_backend pick;
     const char *how = default_backend(&pick);
     if (json) {
         info_json(&kvm, &emu);
         printf(" \"default\": ");
-        json_str(how ? nub_backend_name(pick) : "");
+        json_cstr(how ? nub_backend_name(pick) : "");
         printf(", \"default_from\": ");
-        json_str(how ? how : "invalid NUB_BACKEND");
+        json_cstr(how ? how : "invalid NUB_BACKEND");
         printf("}\n");
-        return how ? 0 : 1;
+        return how ? NUB_CLI_OK : NUB_CLI_FAILED;
     }
     info_text(&kvm, &emu);
     if (how == NULL) {
         printf("default: none: NUB_BACKEND='%s' is not a backend (auto, kvm or emu)\n", getenv("NUB_BACKEND"));
-        return 1;
+        return NUB_CLI_FAILED;
     }
     printf("default: %s (%s)\n", nub_backend_name(pick), how);
     if (pick == NUB_BACKEND_EMU)
         printf("note: the emu backend is for development and CI; it is not an isolation boundary."
                " In production, ask for kvm explicitly (NUB_BACKEND=kvm or --backend kvm)\n");
-    return 0;
+    return NUB_CLI_OK;
 }
-
-/* ---- caps ----------------------------------------------------------------- */
-
-/* One FILE argument of `nub caps`: its DATA cap encoding. */
-struct cap_file {
-    const char *path;
-    uint8_t *enc; /* NULL when the file could not be read or encoded */
-    size_t len;
-};
-
-static void print_hash(const uint8_t hash[NUB_CAP_HASH_LEN], const char *path)
-{
-    for (size_t i = 0; i < NUB_CAP_HASH_LEN; i++)
-        printf("%02x", hash[i]);
-    printf("  %s\n", path);
-}
-
-/* Read `path` and encode it as a DATA cap; 0 or -1 (reported). */
-static int load_cap_file(struct cap_file *f)
-{
-    unsigned char *bytes = NULL;
-    size_t n = 0;
-    struct nub_cap c;
-    f->enc = NULL;
-    if (read_all(f->path, &bytes, &n) != 0) {
-        fprintf(stderr, "nub: cannot read %s: %s\n", f->path, strerror(errno));
-        return -1;
-    }
-    nub_cap_data(&c, bytes, n);
-    int rc = nub_cap_encoded_len(&c, &f->len);
-    if (rc == NUB_CAP_OK && (f->enc = malloc(f->len ? f->len : 1)) != NULL)
-        rc = nub_cap_encode(&c, f->enc, f->len, &f->len);
-    free(bytes);
-    if (rc != NUB_CAP_OK || f->enc == NULL) {
-        fprintf(stderr, "nub: %s: cannot encode as a DATA cap: %s\n", f->path,
-                f->enc ? nub_cap_strerror(rc) : "out of memory");
-        free(f->enc);
-        f->enc = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-/* Path of the nubk kernel (see usage); writes into buf. */
-static const char *nubk_path(const char *opt, char *buf, size_t cap)
-{
-    char exe[4096];
-    if (opt != NULL)
-        return opt;
-    if (getenv("NUB_NUBK") != NULL)
-        return getenv("NUB_NUBK");
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return "nubk.elf";
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    *slash = '\0';
-    snprintf(buf, cap, "%s/guests/nubk.elf", exe);
-    if (access(buf, R_OK) != 0)
-        snprintf(buf, cap, "%s/../share/nub/nubk.elf", exe);
-    return buf;
-}
-
-/* A ready nubk sandbox whose directory and buffers fit `files`. */
-static nub_sandbox *caps_sandbox(const char *kernel, const char *backend, const struct cap_file *files,
-                                 size_t nfiles)
-{
-    struct nub_config cfg;
-    struct nub_nubk_config kcfg;
-    struct nub_init_data init;
-    struct nub_error err;
-    nub_sandbox *sb = NULL;
-    uint64_t capacity = NUB_CDIR_MIN_CAPACITY, arena = 4096, max_len = 64;
-    nub_config_default(&cfg);
-    if (backend && parse_backend(backend, &cfg.backend) != 0) {
-        fprintf(stderr, "nub: unknown backend '%s' (auto, kvm or emu)\n", backend);
-        return NULL;
-    }
-    for (size_t i = 0; i < nfiles; i++) {
-        arena += files[i].len;
-        max_len = files[i].len > max_len ? files[i].len : max_len;
-    }
-    while (NUB_CDIR_MAX_ENTRIES(capacity) < nfiles)
-        capacity *= 2;
-    cfg.max_guest_log_level = NUB_LOG_LEVEL_WARN;
-    nub_status rc = nub_nubk_setup(&cfg, &init, &kcfg, capacity, arena, max_len);
-    if (rc == NUB_OK)
-        rc = nub_sandbox_new_from_file(kernel, &init, &cfg, &sb, &err);
-    if (rc != NUB_OK) {
-        fail("creating the nubk sandbox", rc, rc == NUB_E_INVALID ? NULL : &err);
-        return NULL;
-    }
-    nub_sandbox_set_log(sb, log_to_stderr, NULL);
-    if ((rc = nub_sandbox_evolve(sb)) != NUB_OK) {
-        fail("nubk init", rc, nub_sandbox_last_error(sb));
-        nub_sandbox_destroy(sb);
-        return NULL;
-    }
-    return sb;
-}
-
-static int do_caps(int argc, char **argv)
-{
-    const char *kernel = NULL, *backend = NULL;
-    int put = argc >= 3 && strcmp(argv[2], "put") == 0, status = 0;
-    if (argc < 3 || (!put && strcmp(argv[2], "hash") != 0)) {
-        usage(stderr);
-        return 2;
-    }
-    struct cap_file *files = calloc((size_t)argc, sizeof *files);
-    size_t n = 0;
-    for (int i = 3; i < argc; i++) {
-        if (put && strcmp(argv[i], "--kernel") == 0 && i + 1 < argc)
-            kernel = argv[++i];
-        else if (put && strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
-            backend = argv[++i];
-        else
-            files[n++].path = argv[i];
-    }
-    if (n == 0) {
-        usage(stderr);
-        free(files);
-        return 2;
-    }
-    for (size_t i = 0; i < n; i++)
-        status |= load_cap_file(&files[i]) != 0;
-    char kbuf[4200];
-    nub_sandbox *sb = put ? caps_sandbox(nubk_path(kernel, kbuf, sizeof kbuf), backend, files, n) : NULL;
-    if (put && sb == NULL)
-        status = 1;
-    for (size_t i = 0; i < n && (!put || sb != NULL); i++) {
-        uint8_t hash[NUB_CAP_HASH_LEN];
-        if (files[i].enc == NULL)
-            continue;
-        nub_status rc = put ? nub_put_cap(sb, files[i].enc, files[i].len, hash)
-                            : nub_cap_hash_bytes(files[i].enc, files[i].len, hash);
-        if (rc == NUB_OK) {
-            print_hash(hash, files[i].path);
-        } else {
-            const struct nub_error *e = put ? nub_sandbox_last_error(sb) : NULL;
-            fprintf(stderr, "nub: %s: %s%s%s\n", files[i].path, nub_strerror(rc), e ? ": " : "",
-                    e ? e->message : "");
-            status = 1;
-        }
-    }
-    nub_sandbox_destroy(sb);
-    for (size_t i = 0; i < n; i++)
-        free(files[i].enc);
-    free(files);
-    return status;
-}
-
-/* ---- snapshots ------------------------------------------------------------- */
 
 static void print_hex(const uint8_t *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        printf("%02x", b[i]);
-}
-
-/* Run the set-up calls of `nub snapshot` (argv from `first`): --call FN [--in ...] each. */
-static int setup_calls(nub_sandbox *sb, int argc, char **argv)
-{
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--call") != 0)
-            continue;
-        struct run_opts o;
-        memset(&o, 0, sizeof o);
-        char *end;
-        long fn = i + 1 < argc ? strtol(argv[i + 1], &end, 0) : -1;
-        if (fn < 0 || fn > (long)UINT32_MAX || *end)
-            return 2;
-        for (int j = i + 2; j + 1 < argc && strcmp(argv[j], "--call") != 0; j += 2) {
-            if (strcmp(argv[j], "--in") == 0) o.in_hex = argv[j + 1];
-            else if (strcmp(argv[j], "--in-text") == 0) o.in_text = argv[j + 1];
-            else if (strcmp(argv[j], "--in-file") == 0) o.in_file = argv[j + 1];
-            else break;
-        }
-        unsigned char *in = NULL, *out = NULL;
-        size_t in_len = 0, out_len = 0;
-        if (load_input(&o, &in, &in_len) != 0)
-            return 2;
-        nub_status rc = nub_call(sb, (uint32_t)fn, in, in_len, &out, &out_len);
-        free(in);
-        nub_buffer_free(out);
-        if (rc != NUB_OK)
-            return fail("a set-up call", rc, nub_sandbox_last_error(sb));
-    }
-    return 0;
-}
-
-/* Evolve a sandbox from `pre`, run the set-up calls, capture it into *out. */
-static int evolve_and_capture(nub_snapshot *pre, const struct nub_config *cfg, int argc, char **argv,
-                              nub_snapshot **out)
-{
-    struct nub_error err;
-    nub_sandbox *sb = NULL;
-    nub_status rc = nub_sandbox_new_from_snapshot(pre, cfg, &sb, &err);
-    if (rc != NUB_OK)
-        return fail("creating the sandbox", rc, &err);
-    nub_sandbox_set_log(sb, log_to_stderr, NULL);
-    int status = 0;
-    if ((rc = nub_sandbox_evolve(sb)) != NUB_OK)
-        status = fail("guest init", rc, nub_sandbox_last_error(sb));
-    if (status == 0)
-        status = setup_calls(sb, argc, argv);
-    if (status == 0 && (rc = nub_sandbox_snapshot(sb, out)) != NUB_OK)
-        status = fail("capturing the sandbox", rc, nub_sandbox_last_error(sb));
-    nub_sandbox_destroy(sb);
-    return status;
-}
-
-static int do_snapshot(int argc, char **argv)
-{
-    const char *guest = NULL, *path = NULL, *backend = NULL;
-    int evolve = 0;
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) path = argv[++i];
-        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) backend = argv[++i];
-        else if (strcmp(argv[i], "--evolve") == 0) evolve = 1;
-        else if (strcmp(argv[i], "--call") == 0 && i + 1 < argc) evolve = 1, i++;
-        else if ((strcmp(argv[i], "--in") == 0 || strcmp(argv[i], "--in-text") == 0 ||
-                  strcmp(argv[i], "--in-file") == 0) && i + 1 < argc) i++;
-        else if (argv[i][0] != '-' && guest == NULL) guest = argv[i];
-        else guest = NULL, i = argc;
-    }
-    struct nub_config cfg;
-    nub_config_default(&cfg);
-    if (guest == NULL || path == NULL || (backend && parse_backend(backend, &cfg.backend) != 0)) {
-        usage(stderr);
-        return 2;
-    }
-    struct nub_error err;
-    nub_snapshot *pre = NULL, *snap = NULL;
-    nub_status rc = nub_snapshot_from_file(guest, NULL, &cfg, &pre, &err);
-    if (rc != NUB_OK)
-        return fail("building the snapshot", rc, &err);
-    int status = evolve ? evolve_and_capture(pre, &cfg, argc, argv, &snap) : 0;
-    if (!evolve)
-        snap = nub_snapshot_retain(pre);
-    if (status == 0 && (rc = nub_snapshot_save(snap, path, &err)) != NUB_OK)
-        status = fail("saving the snapshot", rc, &err);
-    uint8_t hash[32];
-    if (status == 0 && nub_snapshot_hash(snap, hash) == NUB_OK) {
-        print_hex(hash, sizeof hash);
-        printf("  %s\n", path);
-    }
-    nub_snapshot_release(snap);
-    nub_snapshot_release(pre);
-    return status;
+    nub_cli_write_hex(stdout, b, n);
 }
 
 /* `nub info FILE`: verify a snapshot file and describe it. */
-static int do_info_file(const char *path)
+static int info_file(const char *path)
 {
     struct nub_error err;
     nub_snapshot *snap = NULL;
@@ -770,31 +821,377 @@ static int do_info_file(const char *path)
         printf("region %u: gpa 0x%llx, %llu bytes, flags %c%c%c\n", i, (unsigned long long)h.regions[i].gpa,
                (unsigned long long)h.regions[i].len, h.regions[i].flags & NUB_MEM_READ ? 'r' : '-',
                h.regions[i].flags & NUB_MEM_WRITE ? 'w' : '-', h.regions[i].flags & NUB_MEM_EXEC ? 'x' : '-');
+    return NUB_CLI_OK;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    static const struct nub_cli_opt opts[] = {{"--json", NULL, NULL, 0}, {NULL, NULL, NULL, 0}};
+    struct nub_cli_args a;
+    const char *file[1];
+    int rc = nub_cli_parse("info", opts, argc, argv, &a);
+    if (rc != 0)
+        return rc;
+    bool json = nub_cli_given(&a, "--json");
+    int n = a.help ? 0 : positionals(&a, file, 1);
+    if (a.help)
+        rc = print_help("info");
+    else if (n < 0)
+        rc = NUB_CLI_USAGE;
+    else if (n == 1 && json)
+        rc = nub_cli_usage_error("info", "--json cannot be used with a snapshot file");
+    else if (n == 1)
+        rc = check_readable("info", "SNAPSHOT_FILE", file[0]) != 0 ? NUB_CLI_USAGE : info_file(file[0]);
+    else
+        rc = info_backends(json);
+    nub_cli_args_free(&a);
+    return rc;
+}
+
+/* ---- caps ----------------------------------------------------------------- */
+
+/* One FILE argument of `nub caps`: its DATA cap encoding. */
+struct cap_file {
+    const char *path;
+    uint8_t *enc; /* NULL when the file could not be encoded */
+    size_t len;
+};
+
+static void print_hash(const uint8_t hash[NUB_CAP_HASH_LEN], const char *path)
+{
+    print_hex(hash, NUB_CAP_HASH_LEN);
+    printf("  %s\n", path);
+}
+
+/* Read `path` (a usage error when it cannot be read) and encode it as a DATA cap (a failure: reported, enc NULL). */
+static int load_cap_file(const char *command, struct cap_file *f)
+{
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    struct nub_cap c;
+    f->enc = NULL;
+    if (nub_cli_read_file(f->path, &bytes, &n) != 0)
+        return nub_cli_usage_error(command, "cannot read '%s': %s", f->path, strerror(errno));
+    nub_cap_data(&c, bytes, n);
+    int rc = nub_cap_encoded_len(&c, &f->len);
+    if (rc == NUB_CAP_OK && (f->enc = malloc(f->len ? f->len : 1)) != NULL)
+        rc = nub_cap_encode(&c, f->enc, f->len, &f->len);
+    free(bytes);
+    if (rc != NUB_CAP_OK || f->enc == NULL) {
+        fprintf(stderr, "nub: %s: cannot encode as a DATA cap: %s\n", f->path,
+                f->enc ? nub_cap_strerror(rc) : "out of memory");
+        free(f->enc);
+        f->enc = NULL;
+    }
     return 0;
 }
 
+/* Path of the nubk kernel (see the help of caps put); writes into buf. */
+static const char *nubk_path(const char *opt, char *buf, size_t cap)
+{
+    char exe[4096];
+    if (opt != NULL)
+        return opt;
+    if (getenv("NUB_NUBK") != NULL)
+        return getenv("NUB_NUBK");
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return "nubk.elf";
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    *slash = '\0';
+    snprintf(buf, cap, "%s/guests/nubk.elf", exe);
+    if (access(buf, R_OK) != 0)
+        snprintf(buf, cap, "%s/../share/nub/nubk.elf", exe);
+    return buf;
+}
+
+/* A ready nubk sandbox whose directory and buffers fit `files`. */
+static nub_sandbox *caps_sandbox(const char *kernel, const struct nub_config *base, struct log_filter *lf,
+                                 const struct cap_file *files, size_t nfiles)
+{
+    struct nub_config cfg = *base;
+    struct nub_nubk_config kcfg;
+    struct nub_init_data init;
+    struct nub_error err;
+    nub_sandbox *sb = NULL;
+    uint64_t capacity = NUB_CDIR_MIN_CAPACITY, arena = 4096, max_len = 64;
+    for (size_t i = 0; i < nfiles; i++) {
+        arena += files[i].len;
+        max_len = files[i].len > max_len ? files[i].len : max_len;
+    }
+    while (NUB_CDIR_MAX_ENTRIES(capacity) < nfiles)
+        capacity *= 2;
+    cfg.max_guest_log_level = NUB_LOG_LEVEL_WARN;
+    nub_status rc = nub_nubk_setup(&cfg, &init, &kcfg, capacity, arena, max_len);
+    if (rc == NUB_OK)
+        rc = nub_sandbox_new_from_file(kernel, &init, &cfg, &sb, &err);
+    if (rc != NUB_OK) {
+        fail("creating the nubk sandbox", rc, rc == NUB_E_INVALID ? NULL : &err);
+        return NULL;
+    }
+    nub_sandbox_set_log(sb, log_to_stderr, lf);
+    if ((rc = nub_sandbox_evolve(sb)) != NUB_OK) {
+        fail("nubk init", rc, nub_sandbox_last_error(sb));
+        nub_sandbox_destroy(sb);
+        return NULL;
+    }
+    return sb;
+}
+
+/* Hash (sb NULL: on the host) or publish each encoded file and print its hash. */
+static int caps_each(nub_sandbox *sb, const struct cap_file *files, size_t n)
+{
+    int status = NUB_CLI_OK;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t hash[NUB_CAP_HASH_LEN];
+        if (files[i].enc == NULL) {
+            status = NUB_CLI_FAILED;
+            continue;
+        }
+        nub_status rc = sb ? nub_put_cap(sb, files[i].enc, files[i].len, hash)
+                           : nub_cap_hash_bytes(files[i].enc, files[i].len, hash);
+        if (rc == NUB_OK) {
+            print_hash(hash, files[i].path);
+            continue;
+        }
+        const struct nub_error *e = sb ? nub_sandbox_last_error(sb) : NULL;
+        fprintf(stderr, "nub: %s: %s%s%s\n", files[i].path, nub_strerror(rc), e ? ": " : "", e ? e->message : "");
+        status = NUB_CLI_FAILED;
+    }
+    return status;
+}
+
+/* `nub caps hash|put` after its options were parsed. */
+static int caps_run(const struct nub_cli_args *a, bool put)
+{
+    static struct log_filter lf;
+    struct nub_config cfg;
+    char kbuf[4200];
+    nub_config_default(&cfg);
+    if (put && apply_config(a, &cfg, false) != 0)
+        return NUB_CLI_USAGE;
+    lf.quiet = nub_cli_given(a, "--quiet");
+    struct cap_file *files = calloc(a->n + 1, sizeof *files);
+    size_t n = 0;
+    int status = files == NULL ? fail("reading the files", NUB_E_NOMEM, NULL) : NUB_CLI_OK;
+    for (size_t i = 0; files != NULL && i < a->n; i++)
+        if (a->v[i].opt < 0)
+            files[n++].path = a->v[i].value;
+    if (status == NUB_CLI_OK && n == 0)
+        status = nub_cli_usage_error(a->command, "missing FILE");
+    for (size_t i = 0; status == NUB_CLI_OK && i < n; i++)
+        status = load_cap_file(a->command, &files[i]);
+    nub_sandbox *sb = NULL;
+    if (status == NUB_CLI_OK && put) {
+        sb = caps_sandbox(nubk_path(nub_cli_value(a, "--kernel"), kbuf, sizeof kbuf), &cfg, &lf, files, n);
+        status = sb == NULL ? NUB_CLI_FAILED : NUB_CLI_OK;
+    }
+    if (status == NUB_CLI_OK)
+        status = caps_each(sb, files, n);
+    nub_sandbox_destroy(sb);
+    for (size_t i = 0; files != NULL && i < n; i++)
+        free(files[i].enc);
+    free(files);
+    return status;
+}
+
+static int cmd_caps(int argc, char **argv)
+{
+    static const struct nub_cli_opt hash_opts[] = {{NULL, NULL, NULL, 0}};
+    static const struct nub_cli_opt put_opts[] = {
+        {"--kernel", NULL, "NUBK.elf", 0}, {"--backend", NULL, "NAME", 0}, {"--quiet", "-q", NULL, 0},
+        {NULL, NULL, NULL, 0}};
+    if (argc == 0)
+        return nub_cli_usage_error("caps", "missing the caps command: hash or put");
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)
+        return print_help("caps");
+    bool put = strcmp(argv[0], "put") == 0;
+    if (!put && strcmp(argv[0], "hash") != 0)
+        return nub_cli_usage_error("caps", "unknown caps command '%s' (hash or put)", argv[0]);
+    const char *command = put ? "caps put" : "caps hash";
+    struct nub_cli_args a;
+    int rc = nub_cli_parse(command, put ? put_opts : hash_opts, argc - 1, argv + 1, &a);
+    if (rc != 0)
+        return rc;
+    rc = a.help ? print_help(command) : caps_run(&a, put);
+    nub_cli_args_free(&a);
+    return rc;
+}
+
+/* ---- snapshots ------------------------------------------------------------- */
+
+static const struct nub_cli_opt snapshot_opts_table[] = {
+    {"--out-file", "-o", "FILE", 0}, {"--evolve", NULL, NULL, 0},     {"--call", NULL, "FN", 1},
+    {"--in", NULL, "HEX", 1},        {"--in-text", NULL, "TEXT", 1},  {"--in-file", NULL, "FILE", 1},
+    {"--backend", NULL, "NAME", 0},  {"--timeout", NULL, "MS", 0},    {"--heap", NULL, "SIZE", 0},
+    {"--stack", NULL, "SIZE", 0},    {"--input", NULL, "SIZE", 0},    {"--output", NULL, "SIZE", 0},
+    {"--quiet", "-q", NULL, 0},      {NULL, NULL, NULL, 0},
+};
+
+/* One set-up call of `nub snapshot`. */
+struct setup_call {
+    uint32_t fn;
+    const char *input_opt; /* the option that gave its input, or NULL */
+    unsigned char *in;
+    size_t len;
+};
+
+static void free_setup_calls(struct setup_call *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(c[i].in);
+    free(c);
+}
+
+/* The --call FN [INPUT] sequence, in order, inputs read; NULL with *status set on a usage error. */
+static struct setup_call *parse_setup_calls(const struct nub_cli_args *a, size_t *count, int *status)
+{
+    struct setup_call *calls = calloc(a->n + 1, sizeof *calls);
+    size_t n = 0;
+    *status = calls == NULL ? fail("parsing the set-up calls", NUB_E_NOMEM, NULL) : 0;
+    for (size_t i = 0; *status == 0 && i < a->n; i++) {
+        const char *name = nub_cli_name(a, i), *v = a->v[i].value;
+        bool input = strcmp(name, "--in") == 0 || strcmp(name, "--in-text") == 0 || strcmp(name, "--in-file") == 0;
+        if (strcmp(name, "--call") == 0) {
+            *status = nub_cli_u32(a->command, "--call", v, 0, UINT32_MAX, &calls[n].fn);
+            n += *status == 0;
+        } else if (input && n == 0) {
+            *status = nub_cli_usage_error(a->command, "%s comes before any --call", name);
+        } else if (input && calls[n - 1].input_opt != NULL) {
+            *status = nub_cli_usage_error(a->command, "%s and %s given for one --call", calls[n - 1].input_opt, name);
+        } else if (input) {
+            calls[n - 1].input_opt = name;
+            *status = load_input(a->command, name, v, &calls[n - 1].in, &calls[n - 1].len);
+        }
+    }
+    if (*status != 0) {
+        free_setup_calls(calls, n);
+        return NULL;
+    }
+    *count = n;
+    return calls;
+}
+
+static int run_setup_calls(nub_sandbox *sb, const struct setup_call *calls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        nub_status rc = nub_call(sb, calls[i].fn, calls[i].in, calls[i].len, &out, &out_len);
+        nub_buffer_free(out);
+        if (rc != NUB_OK)
+            return fail("a set-up call", rc, nub_sandbox_last_error(sb));
+    }
+    return 0;
+}
+
+/* Evolve a sandbox from `pre`, run the set-up calls, capture it into *out. */
+static int evolve_and_capture(nub_snapshot *pre, const struct nub_config *cfg, struct log_filter *lf,
+                              const struct setup_call *calls, size_t n, nub_snapshot **out)
+{
+    struct nub_error err;
+    nub_sandbox *sb = NULL;
+    nub_status rc = nub_sandbox_new_from_snapshot(pre, cfg, &sb, &err);
+    if (rc != NUB_OK)
+        return fail("creating the sandbox", rc, &err);
+    nub_sandbox_set_log(sb, log_to_stderr, lf);
+    int status = 0;
+    if ((rc = nub_sandbox_evolve(sb)) != NUB_OK)
+        status = fail("guest init", rc, nub_sandbox_last_error(sb));
+    if (status == 0)
+        status = run_setup_calls(sb, calls, n);
+    if (status == 0 && (rc = nub_sandbox_snapshot(sb, out)) != NUB_OK)
+        status = fail("capturing the sandbox", rc, nub_sandbox_last_error(sb));
+    nub_sandbox_destroy(sb);
+    return status;
+}
+
+/* Build, (evolve, set up,) save and print the hash. */
+static int snapshot_make(const char *guest, const char *path, const struct nub_config *cfg, struct log_filter *lf,
+                         bool evolve, const struct setup_call *calls, size_t n)
+{
+    struct nub_error err;
+    nub_snapshot *pre = NULL, *snap = NULL;
+    nub_status rc = nub_snapshot_from_file(guest, NULL, cfg, &pre, &err);
+    if (rc != NUB_OK)
+        return fail("building the snapshot", rc, &err);
+    int status = evolve ? evolve_and_capture(pre, cfg, lf, calls, n, &snap) : 0;
+    if (!evolve)
+        snap = nub_snapshot_retain(pre);
+    if (status == 0 && (rc = nub_snapshot_save(snap, path, &err)) != NUB_OK)
+        status = fail("saving the snapshot", rc, &err);
+    uint8_t hash[32];
+    if (status == 0 && nub_snapshot_hash(snap, hash) == NUB_OK) {
+        print_hex(hash, sizeof hash);
+        printf("  %s\n", path);
+    }
+    nub_snapshot_release(snap);
+    nub_snapshot_release(pre);
+    return status;
+}
+
+static int snapshot_with(const struct nub_cli_args *a)
+{
+    static struct log_filter lf;
+    struct nub_config cfg;
+    const char *guest[1];
+    size_t ncalls = 0;
+    int status, n = positionals(a, guest, 1);
+    if (n < 0)
+        return NUB_CLI_USAGE;
+    if (n == 0)
+        return nub_cli_usage_error(a->command, "missing GUEST.elf");
+    const char *path = nub_cli_value(a, "--out-file");
+    if (path == NULL)
+        return nub_cli_usage_error(a->command, "missing -o FILE");
+    nub_config_default(&cfg);
+    if (apply_config(a, &cfg, true) != 0 || check_readable(a->command, "GUEST.elf", guest[0]) != 0)
+        return NUB_CLI_USAGE;
+    struct setup_call *calls = parse_setup_calls(a, &ncalls, &status);
+    if (calls == NULL)
+        return status;
+    lf.quiet = nub_cli_given(a, "--quiet");
+    status = snapshot_make(guest[0], path, &cfg, &lf, ncalls > 0 || nub_cli_given(a, "--evolve"), calls, ncalls);
+    free_setup_calls(calls, ncalls);
+    return status;
+}
+
+static int cmd_snapshot(int argc, char **argv)
+{
+    struct nub_cli_args a;
+    int rc = nub_cli_parse("snapshot", snapshot_opts_table, argc, argv, &a);
+    if (rc != 0)
+        return rc;
+    rc = a.help ? print_help("snapshot") : snapshot_with(&a);
+    nub_cli_args_free(&a);
+    return rc;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "info") == 0 && argv[2][0] != '-')
-        return do_info_file(argv[2]);
-    if (argc >= 2 && strcmp(argv[1], "snapshot") == 0)
-        return do_snapshot(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "info") == 0)
-        return do_info(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "caps") == 0)
-        return do_caps(argc, argv);
-    if (argc >= 2 && strcmp(argv[1], "run") == 0) {
-        struct run_opts o;
-        if (parse_run(argc, argv, &o) != 0) {
-            usage(stderr);
-            return 2;
-        }
-        return do_run(&o);
+    if (argc < 2)
+        return nub_cli_usage_error(NULL, "missing the command (run, snapshot, info, caps or help)");
+    const char *c = argv[1];
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0)
+        return cmd_help(argc - 2, argv + 2);
+    if (strcmp(c, "--version") == 0) {
+        if (argc > 2)
+            return nub_cli_usage_error(NULL, "unexpected argument '%s'", argv[2]);
+        printf("nub %s\n", NUB_VERSION);
+        return fflush(stdout) == 0 ? NUB_CLI_OK : NUB_CLI_FAILED;
     }
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage(stdout);
-        return 0;
-    }
-    usage(stderr);
-    return 2;
+    if (strcmp(c, "run") == 0)
+        return cmd_run(argc - 2, argv + 2);
+    if (strcmp(c, "snapshot") == 0)
+        return cmd_snapshot(argc - 2, argv + 2);
+    if (strcmp(c, "info") == 0)
+        return cmd_info(argc - 2, argv + 2);
+    if (strcmp(c, "caps") == 0)
+        return cmd_caps(argc - 2, argv + 2);
+    if (c[0] == '-')
+        return nub_cli_usage_error(NULL, "unknown option '%s'", c);
+    return nub_cli_usage_error(NULL, "unknown command '%s'", c);
 }

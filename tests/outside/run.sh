@@ -31,7 +31,8 @@ fi
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 export PATH=$prefix/bin:$PATH
 for f in share/doc/nub/design.md share/doc/nub/README.md share/nub/template/guest.c \
-         share/nub/nub.ld include/nub/testguest.h lib/libnubguest.a share/nub/testguest.elf; do
+         share/nub/nub.ld include/nub/testguest.h lib/libnubguest.a share/nub/testguest.elf \
+         share/man/man1/nub.1 share/doc/nub/cli.md; do
     if [ -f "$prefix/$f" ]; then ok; else fail "$f is not installed"; fi
 done
 
