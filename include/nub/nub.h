@@ -54,7 +54,7 @@ NUB_API_BEGIN
 typedef int nub_status;
 
 #define NUB_OK                   0
-#define NUB_E_INVALID          (-1)  /* bad argument (NULL handle, zero size, ...) */
+#define NUB_E_INVALID          (-1)  /* bad argument (NULL handle or pointer, value out of its range) */
 #define NUB_E_NOMEM            (-2)  /* host memory or mapping allocation failed */
 #define NUB_E_IO               (-3)  /* reading the guest binary failed */
 #define NUB_E_ELF              (-4)  /* the guest binary is not an acceptable ELF */
@@ -138,13 +138,16 @@ struct nub_backend_info {
  */
 nub_status nub_backend_info(enum nub_backend backend, struct nub_backend_info *info);
 
+/* Defaults in brackets. A size field of 0 means its default. */
 struct nub_config {
-    uint64_t heap_size;           /* guest heap bytes [128 KiB] */
-    uint64_t stack_size;          /* guest stack bytes [64 KiB] */
-    uint64_t input_size;          /* host->guest buffer bytes [64 KiB] */
-    uint64_t output_size;         /* guest->host buffer bytes [64 KiB] */
-    uint64_t scratch_size;        /* 0 = computed from the above; else checked */
-    uint64_t max_image_size;      /* largest loaded ELF image [64 MiB]; the file may be 1 MiB more */
+    uint64_t heap_size;           /* guest heap bytes [0 = 128 KiB] */
+    uint64_t stack_size;          /* guest stack bytes [0 = 64 KiB] */
+    uint64_t input_size;          /* host->guest buffer bytes [0 = 64 KiB] */
+    uint64_t output_size;         /* guest->host buffer bytes [0 = 64 KiB] */
+    uint64_t scratch_size;        /* [0 = computed from the three above]; else a page multiple
+                                   * at least that large (NUB_E_LAYOUT naming it otherwise) */
+    uint64_t max_image_size;      /* largest loaded ELF image [0 = 64 MiB]; the file may be
+                                   * 1 MiB more */
     enum nub_backend backend;     /* [NUB_BACKEND_AUTO, or $NUB_BACKEND] */
     uint32_t max_guest_log_level; /* NUB_LOG_LEVEL_* (abi.h) [ERROR] */
     uint32_t call_timeout_ms;     /* 0 = no timeout [0] */
@@ -167,9 +170,12 @@ struct nub_config {
  * with NUB_E_INVALID naming the value, unless the caller sets cfg->backend.
  * NUB_GDB_PORT=N (or "any") turns the gdb stub on (a value that is not a
  * port makes sandbox creation fail with NUB_E_INVALID).
- * Sizes are rounded up to whole pages when the sandbox is created; each
- * size field above NUB_MAX_REGIONS_SIZE (abi.h, the top 2 GiB) is
- * NUB_E_LAYOUT with a message naming the field.
+ * At creation a size field of 0 takes its default (a zeroed config is a
+ * valid one for every size), the other sizes but max_image_size are
+ * rounded up to whole pages, and a size field above NUB_MAX_REGIONS_SIZE
+ * (abi.h, the top 2 GiB), or sizes that together do not fit it, are
+ * NUB_E_LAYOUT with a message naming the field. Apart from scratch_size,
+ * no nonzero size is too small: it is rounded up to at least one page.
  *
  * Backend choice at creation: AUTO takes kvm when the kvm probe passes
  * (nub_backend_available), else emu; that fallback is never silent: the
@@ -239,7 +245,10 @@ void nub_sandbox_destroy(nub_sandbox *sb);
 /* The last failure recorded on `sb` (never NULL for a valid handle). */
 const struct nub_error *nub_sandbox_last_error(const nub_sandbox *sb);
 
-/* Process-unique id of the sandbox (increasing from 1). */
+/* The sandbox's id: 1 for the first sandbox created in the process, then
+ * increasing by one per sandbox created (any constructor, pools included);
+ * never 0 and never reused within the process, fixed for the sandbox's
+ * life. It names the sandbox in log lines and core file names. 0 for NULL. */
 uint64_t nub_sandbox_id(const nub_sandbox *sb);
 
 /* Total bytes of guest memory (snapshot region + scratch region). */

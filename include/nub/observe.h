@@ -30,8 +30,9 @@ NUB_API_BEGIN
  * The process-wide totals are summed when asked for, over a registry of
  * the live sandboxes plus the counts of destroyed ones. That registry is
  * the library's one piece of global mutable state besides the kvm probe
- * cache and the default logger: a mutex-guarded list that sandbox creation
- * and destruction and nub_metrics_totals() touch, never a call.
+ * cache and the default logger: a mutex-guarded list (and the count of
+ * sandboxes created, which numbers them for nub_sandbox_id()) that sandbox
+ * creation and destruction and nub_metrics_totals() touch, never a call.
  */
 
 #define NUB_METRICS_CODES 32          /* call errors indexed by -code (NUB_E_* is -1..-22) */
