@@ -145,6 +145,10 @@ int nub_gdb_packet_parse(const uint8_t *buf, size_t len, uint8_t *out, size_t ou
         sum = (uint8_t)(sum + buf[i]);
         uint8_t c = buf[i];
         if (c == '}') {
+            if (i + 1 > NUB_GDB_PACKET_MAX) { /* the escaped byte would be raw byte MAX + 1 */
+                *used = next_start(buf, len, i);
+                return NUB_GDB_PKT_TOO_LONG;
+            }
             if (i + 1 >= len)
                 return NUB_GDB_PKT_MORE;
             if (buf[i + 1] == '#' || buf[i + 1] == '$') {
