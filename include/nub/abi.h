@@ -171,6 +171,28 @@ NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, rip) == 40, "abort.rip");
 NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, msg_len) == 48, "abort.msg_len");
 NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, msg) == 56, "abort.msg");
 
+/*
+ * The top of the exception stack (IST1: exn_stack_gva + exn_stack_size,
+ * 16-byte aligned) while the SDK reports a CPU exception: the CPU's frame
+ * plus the stub's vector and error code (NUB_EXN_FRAME_SIZE bytes: vector,
+ * error code, RIP, CS, RFLAGS, RSP, SS, from low to high addresses) and,
+ * right below it, the interrupted context's general-purpose registers as
+ * the exception entry saved them, marked with NUB_EXN_REGS_MAGIC. The host
+ * only shows these to a debugger (gdb's fault stop on kvm, where the vCPU
+ * is left in the handler); a guest that writes something else there
+ * misleads only its own debugger. No magic: the registers are not there.
+ */
+#define NUB_EXN_FRAME_SIZE 56u
+#define NUB_EXN_REGS_MAGIC 0x3153474552584e45ull /* "ENXREGS1" little-endian */
+
+struct nub_exn_regs {
+    uint64_t magic; /* NUB_EXN_REGS_MAGIC */
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+};
+NUB_STATIC_ASSERT(sizeof(struct nub_exn_regs) == 128, "exception register save area size");
+NUB_STATIC_ASSERT(offsetof(struct nub_exn_regs, rax) == 120, "exn_regs.rax (pushed first)");
+
 /* Offset of the host-authoritative guest counter, counted down from the top
  * of scratch: counter GVA = NUB_MAX_GVA + 1 - this. */
 #define NUB_SCRATCH_TOP_GUEST_COUNTER_OFFSET 0x10ull

@@ -88,9 +88,9 @@ static void expect_cleared(const nub_sandbox *sb)
 static void expect_one_rip(const char *name, const struct nub_error *e)
 {
     size_t n = 0;
-    for (const char *p = e->message; (p = strstr(p, "rip")) != NULL; p += 3)
+    for (const char *p = e->message; (p = strstr(p, "rip 0x")) != NULL; p += 6)
         n++;
-    cr_assert_eq(n, 1, "%s: 'rip' %zu times in '%s'", name, n, e->message);
+    cr_assert_eq(n, 1, "%s: 'rip 0x' %zu times in '%s'", name, n, e->message);
     char want[40];
     snprintf(want, sizeof want, "at rip 0x%llx", (unsigned long long)e->rip);
     cr_assert(strstr(e->message, want) != NULL, "%s: '%s' lacks '%s'", name, e->message, want);
