@@ -1006,42 +1006,14 @@ static void disarm(nub_sandbox *sb, struct nub_gdb *g)
 
 /* ---- the run loop ---------------------------------------------------------------------- */
 
-/* The general-purpose registers the SDK's exception entry saved below the frame (abi.h), if it did. */
-static void saved_gprs(const uint8_t *frame, struct nub_hv_regs *r)
-{
-    struct nub_exn_regs s;
-    memcpy(&s, frame - sizeof s, sizeof s); /* guest memory: read once, only shown */
-    if (s.magic != NUB_EXN_REGS_MAGIC)
-        return;
-    r->rax = s.rax;
-    r->rbx = s.rbx;
-    r->rcx = s.rcx;
-    r->rdx = s.rdx;
-    r->rsi = s.rsi;
-    r->rdi = s.rdi;
-    r->rbp = s.rbp;
-    r->r8 = s.r8;
-    r->r9 = s.r9;
-    r->r10 = s.r10;
-    r->r11 = s.r11;
-    r->r12 = s.r12;
-    r->r13 = s.r13;
-    r->r14 = s.r14;
-    r->r15 = s.r15;
-}
-
 /* Registers as the guest's exception frame (IST1 stack top) says they were at the fault (kvm):
  * RIP from the abort record, RSP and RFLAGS from the frame, the others saved below it. */
 static void fault_view_from_frame(nub_sandbox *sb, struct nub_gdb *g, uint64_t rip)
 {
-    const struct nub_layout *l = &sb->lay;
-    const uint8_t *top = sb->scratch + l->exn_off + NUB_EXN_STACK_SIZE;
     if (get_regs(sb, g, &g->view) != 0)
         memset(&g->view, 0, sizeof g->view);
+    nub_exn_context(sb, &g->view);
     g->view.rip = rip;
-    memcpy(&g->view.rsp, top - 16, 8);    /* frame: vector, error, rip, cs, rflags, rsp, ss */
-    memcpy(&g->view.rflags, top - 24, 8);
-    saved_gprs(top - NUB_EXN_FRAME_SIZE, &g->view);
     g->fault_view = true;
 }
 
