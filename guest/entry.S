@@ -58,11 +58,33 @@ nub_exn_stub_\vec:
     .set .Lvec, .Lvec + 1
     .endr
 
-/* Stack: vector, error code, RIP, CS, RFLAGS, RSP, SS (struct nub_exn_frame). */
+/*
+ * Stack: vector, error code, RIP, CS, RFLAGS, RSP, SS (struct nub_exn_frame).
+ * Below that, save the interrupted context's general-purpose registers
+ * (struct nub_exn_regs in abi.h: rax pushed first, then a slot for the
+ * magic that nub_guest_exception writes), so the host's debugger can show
+ * them; RDI then points at the frame again.
+ */
     .type nub_exn_common, @function
 nub_exn_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
     cld
-    movq %rsp, %rdi
+    leaq 128(%rsp), %rdi
     andq $-16, %rsp
     call nub_guest_exception
 1:  hlt

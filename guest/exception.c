@@ -66,6 +66,9 @@ NUB_NORETURN void nub_guest_exception(const struct nub_exn_frame *frame)
     if (nub_rt.in_exception)
         nub_triple_fault();
     nub_rt.in_exception = 1;
+    /* entry.S saved the interrupted registers right below the frame: mark them for the host. */
+    struct nub_exn_regs *saved = (struct nub_exn_regs *)((uintptr_t)frame - sizeof(struct nub_exn_regs));
+    saved->magic = NUB_EXN_REGS_MAGIC;
     struct nub_scratch_top *top = (struct nub_scratch_top *)(uintptr_t)NUB_SCRATCH_TOP_GVA;
     struct nub_abort_record *rec = &top->abort_rec;
     rec->kind = NUB_ABORT_EXCEPTION;

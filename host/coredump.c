@@ -112,25 +112,20 @@ static void collect_segments(struct core *c, char *why, size_t why_len)
 
 /*
  * A CPU exception the guest reported through its own IDT (kvm) leaves the
- * vCPU in the guest's exception handler; the faulting context is the
- * interrupt frame at the top of the exception stack (RIP, CS, RFLAGS, RSP,
- * SS). Use it when its RIP is the one the abort record named.
+ * vCPU in the guest's exception handler; the faulting context is what the
+ * SDK's exception entry left at the top of the exception stack (the
+ * interrupt frame and the saved general-purpose registers). Use it when its
+ * RIP is the one the abort record named.
  */
 static void use_exception_frame(struct core *c)
 {
     const nub_sandbox *sb = c->sb;
     if (sb->last.code != NUB_E_GUEST_FAULT || c->regs.rip == sb->last.rip)
         return;
-    uint64_t top = (sb->lay.exn_off + NUB_EXN_STACK_SIZE) & ~15ull; /* IST1, as the SDK sets it */
-    uint64_t frame[5];                                                 /* RIP, CS, RFLAGS, RSP, SS */
-    if (top < sizeof frame || top > sb->lay.scratch_size)
-        return;
-    memcpy(frame, sb->scratch + top - sizeof frame, sizeof frame);
-    if (frame[0] != sb->last.rip)
-        return;
-    c->regs.rip = frame[0];
-    c->regs.rflags = frame[2];
-    c->regs.rsp = frame[3];
+    struct nub_hv_regs r = c->regs;
+    nub_exn_context(sb, &r);
+    if (r.rip == sb->last.rip)
+        c->regs = r;
 }
 
 static int signal_of(const struct nub_error *e)

@@ -14,8 +14,6 @@ static nub_status bad(struct nub_error *err, const char *what)
 
 static nub_status check_ident(const Elf64_Ehdr *eh, struct nub_error *err)
 {
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
-        return bad(err, "not an ELF file (bad magic)");
     if (eh->e_ident[EI_CLASS] != ELFCLASS64)
         return bad(err, "wrong class (need ELFCLASS64)");
     if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
@@ -111,15 +109,29 @@ static nub_status check_entry(const struct nub_elf_image *img, struct nub_error 
     return bad(err, "entry point is not inside an executable segment");
 }
 
+/* The magic first, so that a short file that is not an ELF says so; then the header's size. */
+static nub_status check_magic_and_size(const uint8_t *file, size_t len, struct nub_error *err)
+{
+    if (file == NULL || len == 0)
+        return bad(err, "not an ELF file (empty)");
+    if (memcmp(file, ELFMAG, len < SELFMAG ? len : SELFMAG) != 0)
+        return bad(err, "not an ELF file (no \\x7fELF magic)");
+    if (len < sizeof(Elf64_Ehdr))
+        return nub_err_set(err, NUB_E_ELF, "invalid guest ELF: truncated ELF header (%zu of %zu bytes)",
+                           len, sizeof(Elf64_Ehdr));
+    return NUB_OK;
+}
+
 nub_status nub_elf_parse(const uint8_t *file, size_t len, uint64_t max_image,
                          struct nub_elf_image *img, struct nub_error *err)
 {
     Elf64_Ehdr eh;
     memset(img, 0, sizeof *img);
-    if (file == NULL || len < sizeof eh)
-        return bad(err, "truncated ELF header");
+    nub_status rc = check_magic_and_size(file, len, err);
+    if (rc != NUB_OK)
+        return rc;
     memcpy(&eh, file, sizeof eh);
-    nub_status rc = check_ident(&eh, err);
+    rc = check_ident(&eh, err);
     if (rc == NUB_OK)
         rc = check_phdrs(&eh, len, err);
     for (size_t i = 0; rc == NUB_OK && i < eh.e_phnum; i++) {

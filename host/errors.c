@@ -1,4 +1,4 @@
-/* Status names, the per-sandbox error record helpers, and checks on what the guest hands the host: its text and its abort record. */
+/* Status names, the per-sandbox error record helpers, and checks on what the guest hands the host: its text, its abort record, its exception context. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -115,4 +115,42 @@ int nub_abort_record_check(const struct nub_abort_record *rec, char *why, size_t
                          rec->vector != 0 ? rec->vector : rec->error_code != 0 ? rec->error_code : rec->fault_addr,
                          "must be 0 for an explicit abort");
     return 0;
+}
+
+/* Copy the general-purpose registers of a save area into *r. */
+static void take_gprs(const struct nub_exn_regs *s, struct nub_hv_regs *r)
+{
+    r->rax = s->rax;
+    r->rbx = s->rbx;
+    r->rcx = s->rcx;
+    r->rdx = s->rdx;
+    r->rsi = s->rsi;
+    r->rdi = s->rdi;
+    r->rbp = s->rbp;
+    r->r8 = s->r8;
+    r->r9 = s->r9;
+    r->r10 = s->r10;
+    r->r11 = s->r11;
+    r->r12 = s->r12;
+    r->r13 = s->r13;
+    r->r14 = s->r14;
+    r->r15 = s->r15;
+}
+
+void nub_exn_context(const nub_sandbox *sb, struct nub_hv_regs *r)
+{
+    const uint64_t top = sb->lay.exn_off + NUB_EXN_STACK_SIZE; /* IST1: page-aligned, so 16-aligned */
+    uint64_t frame[7];                                         /* vector, error, RIP, CS, RFLAGS, RSP, SS */
+    struct nub_exn_regs saved;
+    _Static_assert(sizeof frame == NUB_EXN_FRAME_SIZE, "the frame abi.h describes");
+    if (top > sb->lay.scratch_size || top < sizeof frame + sizeof saved)
+        return;
+    const uint8_t *f = sb->scratch + top - sizeof frame;
+    memcpy(frame, f, sizeof frame);
+    memcpy(&saved, f - sizeof saved, sizeof saved);
+    r->rip = frame[2];
+    r->rflags = frame[4];
+    r->rsp = frame[5];
+    if (saved.magic == NUB_EXN_REGS_MAGIC)
+        take_gprs(&saved, r);
 }

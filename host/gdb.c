@@ -145,6 +145,10 @@ int nub_gdb_packet_parse(const uint8_t *buf, size_t len, uint8_t *out, size_t ou
         sum = (uint8_t)(sum + buf[i]);
         uint8_t c = buf[i];
         if (c == '}') {
+            if (i + 1 > NUB_GDB_PACKET_MAX) { /* the escaped byte would be raw byte MAX + 1 */
+                *used = next_start(buf, len, i);
+                return NUB_GDB_PKT_TOO_LONG;
+            }
             if (i + 1 >= len)
                 return NUB_GDB_PKT_MORE;
             if (buf[i + 1] == '#' || buf[i + 1] == '$') {
@@ -1002,16 +1006,14 @@ static void disarm(nub_sandbox *sb, struct nub_gdb *g)
 
 /* ---- the run loop ---------------------------------------------------------------------- */
 
-/* Registers as the guest's exception frame (IST1 stack top) says they were at the fault (kvm). */
+/* Registers as the guest's exception frame (IST1 stack top) says they were at the fault (kvm):
+ * RIP from the abort record, RSP and RFLAGS from the frame, the others saved below it. */
 static void fault_view_from_frame(nub_sandbox *sb, struct nub_gdb *g, uint64_t rip)
 {
-    const struct nub_layout *l = &sb->lay;
-    const uint8_t *top = sb->scratch + l->exn_off + NUB_EXN_STACK_SIZE;
     if (get_regs(sb, g, &g->view) != 0)
         memset(&g->view, 0, sizeof g->view);
+    nub_exn_context(sb, &g->view);
     g->view.rip = rip;
-    memcpy(&g->view.rsp, top - 16, 8);    /* frame: vector, error, rip, cs, rflags, rsp, ss */
-    memcpy(&g->view.rflags, top - 24, 8);
     g->fault_view = true;
 }
 

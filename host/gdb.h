@@ -9,7 +9,11 @@
 
 struct nub_hv_exit;
 
-/* Largest packet payload the stub accepts or sends (advertised as PacketSize). */
+/*
+ * Largest packet payload the stub accepts or sends (advertised as
+ * PacketSize), in raw bytes: those between '$' and '#' as they travel, an
+ * escape ("}x") counting two. The decoded payload is never longer.
+ */
 #define NUB_GDB_PACKET_MAX 4096
 
 /* nub_gdb_packet_parse() results. */
@@ -17,14 +21,16 @@ enum nub_gdb_parse_result {
     NUB_GDB_PKT_OK = 0,            /* a packet: payload in out, *used bytes consumed */
     NUB_GDB_PKT_MORE = 1,          /* incomplete: read more bytes and call again */
     NUB_GDB_PKT_BAD_CHECKSUM = -1, /* complete, but the checksum is wrong (answer '-') */
-    NUB_GDB_PKT_TOO_LONG = -2,     /* payload over out_cap or NUB_GDB_PACKET_MAX raw bytes */
+    NUB_GDB_PKT_TOO_LONG = -2,     /* over out_cap decoded or NUB_GDB_PACKET_MAX raw bytes */
     NUB_GDB_PKT_MALFORMED = -3,    /* not "$...#hh": bad start, escape or checksum digits */
 };
 
 /*
  * Parse one packet "$payload#hh" at the start of buf[0, len): the payload
- * is unescaped ("}x" is x ^ 0x20) into out (at most out_cap bytes, not
- * NUL-terminated; *out_len its length) and its checksum checked. *used is
+ * (at most NUB_GDB_PACKET_MAX raw bytes, TOO_LONG as soon as a byte past
+ * that is seen, the second byte of an escape included) is unescaped
+ * ("}x" is x ^ 0x20) into out (at most out_cap bytes, not NUL-terminated;
+ * *out_len its length) and its checksum checked. *used is
  * set for every result but MORE: the bytes to drop before parsing again
  * (for errors, up to the next possible packet start). Reads only buf[0, len)
  * and writes only out[0, out_cap): safe on hostile bytes (a fuzz target).

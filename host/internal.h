@@ -39,6 +39,13 @@ size_t nub_text_copy(char *dst, size_t cap, const uint8_t *src, uint64_t len);
  * the first bad field and its value (NUL-terminated, why_len bytes). */
 int nub_abort_record_check(const struct nub_abort_record *rec, char *why, size_t why_len);
 
+/* The interrupted context the SDK's exception entry left at the top of the
+ * exception stack (abi.h, NUB_EXN_FRAME_SIZE): RIP, RSP and RFLAGS from the
+ * frame and, when marked with NUB_EXN_REGS_MAGIC, the general-purpose
+ * registers saved below it, over the fields of *r (the others stay).
+ * Guest-written bytes, read once and in bounds: fit only to be shown. */
+void nub_exn_context(const nub_sandbox *sb, struct nub_hv_regs *r);
+
 /* ---- ELF loader (elf.c) ------------------------------------------------ */
 
 #define NUB_ELF_MAX_SEGMENTS 16

@@ -14,12 +14,14 @@
  * prefix, no cache line shared with other sandboxes). The totals are summed
  * when asked for: the sandboxes alive now (a list linked through
  * sb->obs.reg_prev/next) plus `retired`, the counts of destroyed ones. The
- * lock guards the list and `retired`; it is taken at create, destroy and
- * nub_metrics_totals(), never by a call.
+ * lock guards the list, `retired` and the last sandbox id handed out (ids
+ * count sandboxes created in the process, from 1); it is taken at create,
+ * destroy and nub_metrics_totals(), never by a call.
  */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static nub_sandbox *registry_head;
 static struct nub_metrics registry_retired;
+static uint64_t registry_last_id; /* nub_sandbox_id(): the last one handed out */
 
 /* A sandbox's counters have one writer (the thread holding the sandbox), so a
  * relaxed load + store suffices; readers on other threads load atomically. */
@@ -204,6 +206,7 @@ nub_status nub_metrics_totals(struct nub_metrics *out)
 void nub_metrics_register(nub_sandbox *sb)
 {
     pthread_mutex_lock(&registry_lock);
+    sb->id = ++registry_last_id; /* 2^64 creations cannot happen: no wrap to 0 */
     sb->obs.reg_prev = NULL;
     sb->obs.reg_next = registry_head;
     if (registry_head != NULL)

@@ -33,7 +33,8 @@ void nub_obs_fini(struct nub_sandbox *sb);
 
 /* ---- metrics (metrics.c) ---- */
 
-/* Add sb to / remove it from the registry the process totals are summed over. */
+/* Add sb to / remove it from the registry the process totals are summed over;
+ * register also gives sb its id (the next of the process, from 1). */
 void nub_metrics_register(struct nub_sandbox *sb);
 void nub_metrics_unregister(struct nub_sandbox *sb);
 

@@ -522,7 +522,6 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
         goto fail;
     if (snap->evolved)
         nub_state_evolved(sb); /* nobody else holds the new sandbox yet */
-    sb->id = random_u64() | 1;
     sb->seed = random_u64();
     sb->entry_gva = snap->entry_gva;
     sb->nsegs = snap->nsegs;

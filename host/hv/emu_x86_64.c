@@ -208,8 +208,8 @@ static void exit_fault(struct nub_hv_exit *e, uint64_t vector, uint64_t rip)
 {
     exit_reset(e, NUB_HV_EXIT_FAULT, rip);
     e->vector = vector;
-    nub_hv_fmt(e->msg, sizeof(e->msg), "exception %s (vector %llu) at rip 0x%llx",
-               vec_name(vector), (unsigned long long)vector, (unsigned long long)rip);
+    nub_hv_fmt(e->msg, sizeof(e->msg), "exception %s (vector %llu)", vec_name(vector),
+               (unsigned long long)vector); /* the caller's message gives the rip */
 }
 
 /*
@@ -228,8 +228,8 @@ static void exit_soft_int(struct nub_hv *hv, struct nub_hv_exit *e, uint32_t int
     exit_reset(e, NUB_HV_EXIT_FAULT, rip);
     e->vector = NUB_X86_VEC_GP;
     e->error_code = ((uint64_t)intno << 3) | NUB_X86_ERR_IDT;
-    nub_hv_fmt(e->msg, sizeof(e->msg), "software interrupt int $0x%x at rip 0x%llx: no IDT gate for vector %u "
-               "(general protection fault)", intno, (unsigned long long)rip, intno);
+    nub_hv_fmt(e->msg, sizeof(e->msg), "software interrupt int $0x%x: no IDT gate for vector %u "
+               "(general protection fault)", intno, intno);
 }
 
 static uint64_t pf_error_code(int type)
@@ -269,8 +269,8 @@ static void exit_page_fault(struct nub_hv *hv, struct nub_hv_exit *e, int type, 
     e->vector = NUB_X86_VEC_PF;
     e->error_code = ec;
     e->addr = addr;
-    nub_hv_fmt(e->msg, sizeof(e->msg), "page fault %s 0x%llx (%s) at rip 0x%llx", access,
-               (unsigned long long)addr, why, (unsigned long long)hv->rip);
+    nub_hv_fmt(e->msg, sizeof(e->msg), "page fault %s 0x%llx (%s)", access,
+               (unsigned long long)addr, why);
 }
 
 /* ---- hooks (run on the thread inside uc_emu_start) ----------------------- */
@@ -539,8 +539,7 @@ static nub_status finish(struct nub_hv *hv, uc_err err, struct nub_hv_exit *e)
         return NUB_OK;
     case PEND_SYSCALL:
         exit_fault(e, NUB_X86_VEC_UD, hv->insn_rip);
-        nub_hv_fmt(e->msg, sizeof(e->msg), "syscall/sysenter at rip 0x%llx: not supported by "
-                   "the emu backend", (unsigned long long)hv->insn_rip);
+        nub_hv_fmt(e->msg, sizeof(e->msg), "syscall/sysenter: not supported by the emu backend");
         return NUB_OK;
     case PEND_MEM:
         if (err == UC_ERR_OK)

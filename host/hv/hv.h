@@ -46,7 +46,8 @@ struct nub_hv_exit {
     uint64_t error_code;  /* FAULT: exception error code, 0 if none */
     uint64_t rip;         /* instruction pointer at the exit */
     uint32_t debug;       /* DEBUG: enum nub_hv_debug_stop */
-    char msg[160];        /* INTERNAL / FAULT: human-readable detail, NUL-terminated */
+    char msg[160];        /* INTERNAL / FAULT: human-readable detail, NUL-terminated (FAULT: without
+                           * the rip, which the call path prints from `rip`) */
 };
 
 /* General-purpose registers, RIP and RFLAGS. */

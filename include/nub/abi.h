@@ -4,7 +4,8 @@
 
 /*
  * This header is the contract between the host library and every guest.
- * It is freestanding (only <stdint.h>) and compiled into both sides, so a
+ * It is freestanding (only <stddef.h> and <stdint.h>) and compiled into
+ * both sides (C and C++), so a
  * struct here has exactly one layout: every field has an explicit width,
  * every struct is guarded by a static assertion (NUB_STATIC_ASSERT) on its
  * size and field offsets,
@@ -49,7 +50,8 @@
  */
 #define NUB_MAX_REGIONS_SIZE (NUB_MAX_GVA - NUB_KERNEL_BASE + 1ull)
 
-/* Default sizes (nub_config); all are rounded up to NUB_PAGE_SIZE. */
+/* Default sizes (nub_config: what a size of 0 means); every configured size
+ * but max_image_size is rounded up to NUB_PAGE_SIZE. */
 #define NUB_DEFAULT_HEAP_SIZE   (128ull * 1024)
 #define NUB_DEFAULT_STACK_SIZE  (64ull * 1024)
 #define NUB_DEFAULT_INPUT_SIZE  (64ull * 1024)
@@ -58,10 +60,13 @@
 #define NUB_EXN_STACK_SIZE      (16ull * 1024)
 
 /*
- * Scratch region, from its bottom (scratch_base) upwards:
+ * Scratch region, packed against its top (it ends at NUB_MAX_GVA), upwards:
  *   input buffer | output buffer | guard page | stack | guard page |
  *   exception stack | top page (struct nub_scratch_top)
- * The two guard pages are left unmapped in the guest page tables.
+ * A nub_config.scratch_size larger than these need leaves the extra bytes
+ * unused below the input buffer (nub_peb.input_gva is then above
+ * scratch_gva). The two guard pages are left unmapped in the guest page
+ * tables.
  */
 #define NUB_SCRATCH_FIXED_SIZE (2ull * NUB_PAGE_SIZE + NUB_EXN_STACK_SIZE + NUB_PAGE_SIZE)
 
@@ -153,7 +158,8 @@ struct nub_abort_record {
     uint64_t vector;      /* exception vector (0..31) */
     uint64_t error_code;  /* exception error code, 0 if none */
     uint64_t fault_addr;  /* CR2 at the time of the exception */
-    uint64_t rip;         /* faulting instruction */
+    uint64_t rip;         /* exception: the faulting instruction (the frame's RIP); explicit
+                           * abort: the return address into nub_abort()'s caller */
     uint32_t msg_len;     /* bytes valid in msg, <= NUB_ABORT_MSG_MAX */
     uint32_t reserved;
     char msg[NUB_ABORT_MSG_MAX];
@@ -164,6 +170,28 @@ NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, vector) == 16, "abort.vector
 NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, rip) == 40, "abort.rip");
 NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, msg_len) == 48, "abort.msg_len");
 NUB_STATIC_ASSERT(offsetof(struct nub_abort_record, msg) == 56, "abort.msg");
+
+/*
+ * The top of the exception stack (IST1: exn_stack_gva + exn_stack_size,
+ * 16-byte aligned) while the SDK reports a CPU exception: the CPU's frame
+ * plus the stub's vector and error code (NUB_EXN_FRAME_SIZE bytes: vector,
+ * error code, RIP, CS, RFLAGS, RSP, SS, from low to high addresses) and,
+ * right below it, the interrupted context's general-purpose registers as
+ * the exception entry saved them, marked with NUB_EXN_REGS_MAGIC. The host
+ * only shows these to a debugger (gdb's fault stop on kvm, where the vCPU
+ * is left in the handler); a guest that writes something else there
+ * misleads only its own debugger. No magic: the registers are not there.
+ */
+#define NUB_EXN_FRAME_SIZE 56u
+#define NUB_EXN_REGS_MAGIC 0x3153474552584e45ull /* "ENXREGS1" little-endian */
+
+struct nub_exn_regs {
+    uint64_t magic; /* NUB_EXN_REGS_MAGIC */
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+};
+NUB_STATIC_ASSERT(sizeof(struct nub_exn_regs) == 128, "exception register save area size");
+NUB_STATIC_ASSERT(offsetof(struct nub_exn_regs, rax) == 120, "exn_regs.rax (pushed first)");
 
 /* Offset of the host-authoritative guest counter, counted down from the top
  * of scratch: counter GVA = NUB_MAX_GVA + 1 - this. */
@@ -199,8 +227,9 @@ NUB_STATIC_ASSERT(offsetof(struct nub_scratch_top, max_log_level) ==
  * Each I/O buffer is a stack: its first 8 bytes hold the stack pointer (the
  * offset of the first free byte, NUB_WIRE_EMPTY_SP when empty). A push
  * writes a message (struct nub_msg followed by payload then error bytes),
- * pads it with zeros to 8 bytes, then writes an 8-byte back-pointer holding
- * the message's start offset. common/wire.c implements it.
+ * pads it with zeros to a multiple of 8 bytes, then writes an 8-byte
+ * back-pointer holding the message's start offset, and moves the stack
+ * pointer past it. common/wire.c implements it (nub/wire.h).
  */
 #define NUB_WIRE_EMPTY_SP 8ull
 #define NUB_MSG_MAGIC 0x4d42554eu /* "NUBM" */

@@ -193,7 +193,8 @@ void nub_cap_instance_overlays(struct nub_cap *c, const struct nub_cap_overlay *
 
 /* ---- Accessors -----------------------------------------------------------
  * Index-based accessors return NUB_CAP_OK, or NUB_CAP_E_ARG when the cap is
- * of another kind or i >= count. Fixed-size entries are O(1); mappings and
+ * of another kind, i >= count, or the cap or a required output pointer is
+ * NULL (the hash outputs may be NULL). Fixed-size entries are O(1); mappings and
  * overlays have variable-size encodings, so indexing a decoded list is
  * O(i): walk them with a cursor instead.
  */
@@ -234,14 +235,16 @@ int nub_cap_next_overlay(struct nub_cap_cursor *cur, struct nub_cap_overlay *o);
 int nub_cap_validate(const struct nub_cap *c);
 
 /* Length of c's canonical encoding into *len. Returns NUB_CAP_OK or an error
- * from nub_cap_validate(). */
+ * as nub_cap_encode() with buf == NULL. */
 int nub_cap_encoded_len(const struct nub_cap *c, size_t *len);
 
 /*
  * Write c's canonical encoding into buf (cap bytes available) and its
  * length into *len. With buf == NULL only *len is computed. Returns
- * NUB_CAP_OK, a validation error, or NUB_CAP_E_NOSPACE (nothing useful in
- * buf; *len still holds the length needed).
+ * NUB_CAP_OK, a validation error, NUB_CAP_E_ARG (NULL len),
+ * NUB_CAP_E_TOO_LONG (the length does not fit a size_t), or
+ * NUB_CAP_E_NOSPACE (nothing useful in buf; *len still holds the length
+ * needed).
  */
 int nub_cap_encode(const struct nub_cap *c, uint8_t *buf, size_t cap, size_t *len);
 

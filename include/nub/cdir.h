@@ -89,7 +89,8 @@ int nub_cdir_open(struct nub_cdir_view *v, const void *base, uint64_t size);
  * Look up `hash`. Returns 1 when found, with the stored encoding at offset
  * *off (from the base) and length *len, both checked to lie inside the
  * arena (off/len may be NULL); 0 when absent; NUB_CDIR_E_CORRUPT when a
- * visited slot points outside the arena. Visits at most
+ * visited slot points outside the arena; NUB_CDIR_E_INVALID when v, its
+ * base or hash is NULL. Visits at most
  * min(capacity, NUB_CDIR_MAX_PROBE) slots: an entry further from its home
  * slot (which nub_cdir_insert never writes) reads as absent, and a table
  * with no empty slot ends the search too.
@@ -98,7 +99,8 @@ int nub_cdir_find(const struct nub_cdir_view *v, const uint8_t hash[NUB_CAP_HASH
                   uint64_t *off, uint64_t *len);
 
 /* The header's entry count (re-read; checked against the load limit) into
- * *count. Returns NUB_CDIR_OK or NUB_CDIR_E_CORRUPT. */
+ * *count. Returns NUB_CDIR_OK, NUB_CDIR_E_CORRUPT, or NUB_CDIR_E_INVALID
+ * (NULL v, base or count). */
 int nub_cdir_count(const struct nub_cdir_view *v, uint64_t *count);
 
 /*

@@ -200,9 +200,10 @@ int nub_log_enabled(uint32_t level);
 /*
  * Send a log message at `level` (NUB_LOG_LEVEL_ERROR..TRACE): formatted
  * with nub_vformat(), pushed onto the output buffer as NUB_MSG_LOG and
- * announced with OUT NUB_PORT_LOG. Returns 1 when sent, 0 when filtered by
- * the host's maximum guest log level (or level 0 / above TRACE), -1 when
- * the output buffer had no room.
+ * announced with OUT NUB_PORT_LOG. Returns 1 when sent (cut to
+ * NUB_GUEST_LOG_MAX bytes, or to the room left in the output buffer), 0
+ * when filtered by the host's maximum guest log level (or level 0 / above
+ * TRACE), -1 when the output buffer had no room for even an empty message.
  */
 int nub_log(uint32_t level, const char *fmt, ...) NUB_PRINTF(2, 3);
 int nub_vlog(uint32_t level, const char *fmt, va_list ap);
@@ -292,7 +293,8 @@ void *nub_malloc(size_t size);
 void *nub_calloc(size_t n, size_t size);       /* zeroed; NULL on n*size overflow */
 void *nub_realloc(void *ptr, size_t size);     /* realloc(p, 0) frees p and returns NULL */
 void nub_free(void *ptr);
-/* Bytes usable in the allocation at ptr (>= the size requested). */
+/* Bytes usable in the allocation at ptr (>= the size requested); 0 for NULL.
+ * A ptr that is not a live allocation aborts like nub_free(). */
 size_t nub_malloc_usable_size(void *ptr);
 void nub_heap_stats(struct nub_heap_stats *out);
 /* Walk the whole heap checking every block header and the free list;

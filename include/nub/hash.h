@@ -151,7 +151,8 @@ void nub_blake3(uint8_t out[NUB_BLAKE3_OUT_LEN], const void *in, size_t len);
 
 /*
  * Cap the SIMD width this state may use for large inputs: 1 (portable
- * scalar only), 4, 8 or 16 lanes; other values round down to one of these.
+ * scalar only), 4, 8 or 16 lanes; other values round down to one of these
+ * (0 counts as 1).
  * The digest never depends on it; it exists so tests and benchmarks can
  * exercise every path. Call after init; init resets it to 16 (no cap).
  * s: initialised state. max_lanes: the cap.

@@ -41,20 +41,27 @@ NUB_API_BEGIN
  * nub_sandbox_last_error(). The library never exits, aborts or prints on
  * its own (it writes to stderr only through the logger $NUB_LOG asks
  * for); its only process-wide state is the kvm probe's cache, the metrics
- * totals and the default logger (nub/observe.h), so any number of sandboxes
+ * totals (whose registry also numbers sandboxes for nub_sandbox_id()) and
+ * the default logger (nub/observe.h), so any number of sandboxes
  * live in one process and distinct sandboxes may be used from different
  * threads at the same time. One sandbox is used by one thread at a time:
  * every operation claims it first, and a second thread meanwhile gets
  * NUB_E_BUSY without disturbing the first. The exceptions are
  * nub_interrupt() and interrupt handles, the guest counter's functions,
- * nub_sandbox_set_max_guest_log_level() and nub_sandbox_metrics(), which
- * any thread may call (docs/errors.md, "Threads").
+ * nub_sandbox_set_max_guest_log_level(), nub_sandbox_metrics(),
+ * nub_sandbox_call_count() and the getters of what is fixed at creation
+ * (nub_sandbox_id, _backend, _backend_note, _gdb_port, _max_input,
+ * _shared_mem_size), which any thread may call while the sandbox lives
+ * (docs/errors.md, "Threads"). A function returning a nub_status answers
+ * NUB_E_INVALID for a NULL handle or required pointer (an input pointer
+ * may be NULL when its length is 0; struct nub_error pointers are
+ * optional); the others say what NULL gives.
  */
 
 typedef int nub_status;
 
 #define NUB_OK                   0
-#define NUB_E_INVALID          (-1)  /* bad argument (NULL handle, zero size, ...) */
+#define NUB_E_INVALID          (-1)  /* bad argument (NULL handle or pointer, value out of its range) */
 #define NUB_E_NOMEM            (-2)  /* host memory or mapping allocation failed */
 #define NUB_E_IO               (-3)  /* reading the guest binary failed */
 #define NUB_E_ELF              (-4)  /* the guest binary is not an acceptable ELF */
@@ -79,7 +86,8 @@ typedef int nub_status;
 #define NUB_E_SNAPSHOT_CORRUPT (-30) /* a snapshot file is truncated or corrupt (the message names the check) */
 #define NUB_E_SNAPSHOT_FOREIGN (-31) /* a snapshot file from another format/ABI version or CPU */
 
-/* Static name and description of a status code ("NUB_E_ELF: invalid guest ELF"). */
+/* Static name and description of a status code ("NUB_E_ELF: invalid guest ELF");
+ * never NULL ("NUB_E_UNKNOWN: ..." for a value that is no NUB_* code). */
 const char *nub_strerror(nub_status code);
 
 /* ---- Configuration ----------------------------------------------------- */
@@ -90,13 +98,15 @@ enum nub_backend {
     NUB_BACKEND_EMU = 2,  /* emulated CPU (Unicorn): development and CI; NOT an isolation boundary */
 };
 
-/* Short name of a backend: "auto", "kvm", "emu". */
+/* Short name of a backend: "auto", "kvm", "emu" ("unknown" for other values). */
 const char *nub_backend_name(enum nub_backend backend);
 
 /*
  * Report whether `backend` can be used in this process without creating a
  * sandbox. Returns NUB_OK, or NUB_E_NO_HYPERVISOR with the reason written
- * to `why` (may be NULL) as a NUL-terminated string of at most why_len bytes.
+ * to `why` (may be NULL) as a NUL-terminated string of at most why_len bytes
+ * (also for a value that is no nub_backend: "unknown backend N"). AUTO is
+ * available when kvm or emu is; its reason is emu's.
  *
  * For kvm, usable means *proven*: opening /dev/kvm is not enough, because
  * some KVMs cannot run nub guests (kvm-pvm emulates supervisor-mode code and
@@ -138,13 +148,16 @@ struct nub_backend_info {
  */
 nub_status nub_backend_info(enum nub_backend backend, struct nub_backend_info *info);
 
+/* Defaults in brackets. A size field of 0 means its default. */
 struct nub_config {
-    uint64_t heap_size;           /* guest heap bytes [128 KiB] */
-    uint64_t stack_size;          /* guest stack bytes [64 KiB] */
-    uint64_t input_size;          /* host->guest buffer bytes [64 KiB] */
-    uint64_t output_size;         /* guest->host buffer bytes [64 KiB] */
-    uint64_t scratch_size;        /* 0 = computed from the above; else checked */
-    uint64_t max_image_size;      /* largest loaded ELF image [64 MiB]; the file may be 1 MiB more */
+    uint64_t heap_size;           /* guest heap bytes [0 = 128 KiB] */
+    uint64_t stack_size;          /* guest stack bytes [0 = 64 KiB] */
+    uint64_t input_size;          /* host->guest buffer bytes [0 = 64 KiB] */
+    uint64_t output_size;         /* guest->host buffer bytes [0 = 64 KiB] */
+    uint64_t scratch_size;        /* [0 = computed from the three above]; else a page multiple
+                                   * at least that large (NUB_E_LAYOUT naming it otherwise) */
+    uint64_t max_image_size;      /* largest loaded ELF image [0 = 64 MiB]; the file may be
+                                   * 1 MiB more */
     enum nub_backend backend;     /* [NUB_BACKEND_AUTO, or $NUB_BACKEND] */
     uint32_t max_guest_log_level; /* NUB_LOG_LEVEL_* (abi.h) [ERROR] */
     uint32_t call_timeout_ms;     /* 0 = no timeout [0] */
@@ -167,9 +180,12 @@ struct nub_config {
  * with NUB_E_INVALID naming the value, unless the caller sets cfg->backend.
  * NUB_GDB_PORT=N (or "any") turns the gdb stub on (a value that is not a
  * port makes sandbox creation fail with NUB_E_INVALID).
- * Sizes are rounded up to whole pages when the sandbox is created; each
- * size field above NUB_MAX_REGIONS_SIZE (abi.h, the top 2 GiB) is
- * NUB_E_LAYOUT with a message naming the field.
+ * At creation a size field of 0 takes its default (a zeroed config is a
+ * valid one for every size), the other sizes but max_image_size are
+ * rounded up to whole pages, and a size field above NUB_MAX_REGIONS_SIZE
+ * (abi.h, the top 2 GiB), or sizes that together do not fit it, are
+ * NUB_E_LAYOUT with a message naming the field. Apart from scratch_size,
+ * no nonzero size is too small: it is rounded up to at least one page.
  *
  * Backend choice at creation: AUTO takes kvm when the kvm probe passes
  * (nub_backend_available), else emu; that fallback is never silent: the
@@ -182,13 +198,14 @@ struct nub_config {
  * An explicit NUB_BACKEND_KVM where the probe fails is NUB_E_NO_HYPERVISOR
  * with the probe's reason, before any guest code runs.
  */
-void nub_config_default(struct nub_config *cfg);
+void nub_config_default(struct nub_config *cfg); /* NULL is ignored */
 
 /* Optional blob copied into guest memory and described in the PEB. */
 struct nub_init_data {
     const void *data;
     size_t len;
-    uint32_t perms; /* NUB_MEM_READ | NUB_MEM_WRITE (abi.h); 0 = read-only. EXEC is refused. */
+    uint32_t perms; /* NUB_MEM_READ | NUB_MEM_WRITE (abi.h); 0 = read-only. EXEC or unknown
+                     * bits: NUB_E_INVALID. len 0 (data may then be NULL): no init data. */
 };
 
 /* ---- Errors ------------------------------------------------------------ */
@@ -219,8 +236,9 @@ typedef struct nub_sandbox nub_sandbox;
  * init: optional init data (NULL for none). cfg: NULL for defaults.
  * err: optional; filled on failure with the reason (e.g. which ELF check
  * failed, which layout field does not fit).
- * Errors: NUB_E_INVALID, NUB_E_IO, NUB_E_ELF, NUB_E_LAYOUT, NUB_E_NOMEM,
- * NUB_E_NO_HYPERVISOR, NUB_E_BACKEND.
+ * Errors: NUB_E_INVALID, NUB_E_IO (also: the gdb stub's port cannot be
+ * listened on), NUB_E_ELF, NUB_E_LAYOUT, NUB_E_NOMEM, NUB_E_NO_HYPERVISOR,
+ * NUB_E_BACKEND. *out is NULL on failure.
  */
 nub_status nub_sandbox_new_from_file(const char *path, const struct nub_init_data *init,
                                      const struct nub_config *cfg, nub_sandbox **out,
@@ -236,16 +254,21 @@ nub_status nub_sandbox_new_from_buffer(const void *elf, size_t len,
  * a call or nub_interrupt(sb); interrupt handles may race it. */
 void nub_sandbox_destroy(nub_sandbox *sb);
 
-/* The last failure recorded on `sb` (never NULL for a valid handle). */
+/* The last failure recorded on `sb` (a record inside the sandbox that its
+ * next operation overwrites and destroy frees); never NULL (for sb NULL, a
+ * static record with code NUB_E_INVALID). */
 const struct nub_error *nub_sandbox_last_error(const nub_sandbox *sb);
 
-/* Process-unique id of the sandbox (increasing from 1). */
+/* The sandbox's id: 1 for the first sandbox created in the process, then
+ * increasing by one per sandbox created (any constructor, pools included);
+ * never 0 and never reused within the process, fixed for the sandbox's
+ * life. It names the sandbox in log lines and core file names. 0 for NULL. */
 uint64_t nub_sandbox_id(const nub_sandbox *sb);
 
-/* Total bytes of guest memory (snapshot region + scratch region). */
+/* Total bytes of guest memory (snapshot region + scratch region); 0 for NULL. */
 uint64_t nub_sandbox_shared_mem_size(const nub_sandbox *sb);
 
-/* Backend actually used (never NUB_BACKEND_AUTO). */
+/* Backend actually used (never NUB_BACKEND_AUTO, except for sb NULL). */
 enum nub_backend nub_sandbox_backend(const nub_sandbox *sb);
 
 /*
@@ -257,22 +280,25 @@ const char *nub_sandbox_backend_note(const nub_sandbox *sb);
 
 /*
  * Debugging with gdb (nub_config.gdb_port != 0): the sandbox listens on
- * 127.0.0.1 from creation on; its first run (evolve) waits for gdb to
- * connect and stops before the guest's first instruction until gdb
+ * 127.0.0.1 from creation on; its first run (evolve, or the first call of
+ * a sandbox made from an evolved snapshot) waits for gdb to connect and
+ * stops before the guest's first instruction until gdb
  * continues. One debugger at a time; later runs stop only at gdb's
  * breakpoints, steps, Ctrl-C and guest faults. The port it listens on
  * (useful with NUB_GDB_PORT_ANY), or 0 when the stub is off.
  */
 uint16_t nub_sandbox_gdb_port(const nub_sandbox *sb);
 
-/* Largest payload nub_call() accepts (the input buffer's capacity). */
+/* Largest payload nub_call() accepts (the input buffer's capacity less the
+ * message framing); 0 for NULL. */
 size_t nub_sandbox_max_input(const nub_sandbox *sb);
 
 /* Set the most verbose guest log level forwarded (NUB_LOG_LEVEL_*). Any
  * state, from any thread, also while a call runs (it claims nothing): the
  * guest reads the level the host writes into its scratch top page before
  * each message, and the host filters by it too, so it applies from the
- * next message. */
+ * next message. Errors: NUB_E_INVALID (NULL, level above
+ * NUB_LOG_LEVEL_TRACE). */
 nub_status nub_sandbox_set_max_guest_log_level(nub_sandbox *sb, uint32_t level);
 
 /* ---- Logging ----------------------------------------------------------- */
@@ -291,7 +317,10 @@ enum nub_log_source {
  * 0x20..0x7e (newlines, tabs, escapes, bytes >= 0x80) is replaced by '?',
  * so a guest cannot forge log lines or terminal escapes; call
  * nub_sandbox_set_log_raw() for the guest's bytes as they are. Called on
- * the thread running the call.
+ * the thread running the call (host lines from creation and the backend
+ * note: on the thread creating the sandbox or installing the callback),
+ * never with a library lock held; functions that claim the sandbox
+ * answer NUB_E_BUSY when called from it during a call.
  */
 typedef void (*nub_log_fn)(void *ctx, enum nub_log_source src, uint32_t level,
                            const char *msg, size_t len);
@@ -308,7 +337,9 @@ nub_status nub_sandbox_set_log(nub_sandbox *sb, nub_log_fn fn, void *ctx);
 
 /* raw != 0: the log callback gets guest text byte for byte, control
  * bytes included (untrusted: the callback must not print it unescaped).
- * Default 0: sanitized as described at nub_log_fn. */
+ * Default 0: sanitized as described at nub_log_fn. It does not claim the
+ * sandbox: set it from the thread using the sandbox, between calls.
+ * Errors: NUB_E_INVALID (NULL). */
 nub_status nub_sandbox_set_log_raw(nub_sandbox *sb, int raw);
 
 /* ---- Host functions ---------------------------------------------------- */
@@ -336,9 +367,11 @@ typedef int (*nub_host_fn)(void *ctx, struct nub_host_call *call);
 
 /*
  * Register `fn` under `fn_id` for guest->host calls; ctx is passed back.
- * Only on an uninitialised sandbox (NUB_E_STATE after evolve). A second
- * registration of one fn_id: NUB_E_EXISTS. NUB_E_BUSY while another
- * thread holds the sandbox.
+ * Only on an uninitialised sandbox, or on one from an evolved snapshot
+ * before its first call (NUB_E_STATE after that). A second registration
+ * of one fn_id: NUB_E_EXISTS. More than 64 functions: NUB_E_TOO_LARGE.
+ * NUB_E_INVALID for a NULL sb or fn; NUB_E_BUSY while another thread holds
+ * the sandbox. The callback runs on the thread running the call.
  */
 nub_status nub_sandbox_register(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn, void *ctx);
 
@@ -351,19 +384,23 @@ nub_status nub_sandbox_register(nub_sandbox *sb, uint32_t fn_id, nub_host_fn fn,
  */
 typedef struct nub_guest_counter nub_guest_counter;
 
-/* Hand out the sandbox's counter (value 0). A second request: NUB_E_EXISTS.
+/* Hand out the sandbox's counter (value 0, or the value captured in the
+ * evolved snapshot the sandbox was made from). A second request:
+ * NUB_E_EXISTS; NUB_E_BUSY while a call runs; NUB_E_INVALID for NULL.
  * The counter functions below may then be called from any thread; each run
  * copies the value into guest memory under the counter's lock, so the guest
  * sees every change that completed before its run started. */
 nub_status nub_sandbox_guest_counter(nub_sandbox *sb, nub_guest_counter **out);
 
-/* Add one; NUB_E_OVERFLOW at UINT64_MAX (value unchanged). Thread-safe. */
+/* Add one; NUB_E_OVERFLOW at UINT64_MAX (value unchanged). Thread-safe.
+ * NUB_E_INVALID for NULL. */
 nub_status nub_guest_counter_increment(nub_guest_counter *c);
 
-/* Subtract one; NUB_E_OVERFLOW at 0 (value unchanged). Thread-safe. */
+/* Subtract one; NUB_E_OVERFLOW at 0 (value unchanged). Thread-safe.
+ * NUB_E_INVALID for NULL. */
 nub_status nub_guest_counter_decrement(nub_guest_counter *c);
 
-/* Current host-side value. */
+/* Current host-side value (0 for NULL). Thread-safe. */
 uint64_t nub_guest_counter_value(const nub_guest_counter *c);
 
 /* ---- Init and calls ---------------------------------------------------- */
@@ -376,10 +413,12 @@ uint64_t nub_guest_counter_value(const nub_guest_counter *c);
 nub_status nub_sandbox_evolve(nub_sandbox *sb);
 
 /*
- * Call guest function `fn_id` with `in_len` bytes. On success *out is a
- * malloc'd copy of the result (free with nub_buffer_free(); NULL when empty) and
- * *out_len its length.
- * Errors: NUB_E_STATE (not evolved), NUB_E_TOO_LARGE (payload over
+ * Call guest function `fn_id` with `in_len` bytes at `in` (NULL allowed
+ * when in_len is 0). On success *out is a malloc'd copy of the result
+ * (free with nub_buffer_free(); NULL when empty) and *out_len its length; on
+ * failure *out is NULL and *out_len 0.
+ * Errors: NUB_E_INVALID (NULL sb, out or out_len, or in NULL with a
+ * length), NUB_E_STATE (not evolved), NUB_E_TOO_LARGE (payload over
  * nub_sandbox_max_input(), checked before entering the guest), NUB_E_GUEST,
  * NUB_E_GUEST_ABORT, NUB_E_GUEST_FAULT, NUB_E_PROTOCOL, NUB_E_CANCELLED,
  * NUB_E_TIMEOUT, NUB_E_POISONED, NUB_E_BUSY, NUB_E_NOMEM, NUB_E_BACKEND.
@@ -388,9 +427,10 @@ nub_status nub_call(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_l
                     uint8_t **out, size_t *out_len);
 
 /*
- * Same, copying the result into the caller's `out` (capacity out_cap)
- * without allocating. A result longer than out_cap: NUB_E_TOO_LARGE, with
- * *out_len set to the length that was needed.
+ * Same, copying the result into the caller's `out` (capacity out_cap; out
+ * may be NULL when out_cap is 0) without allocating. A result longer than
+ * out_cap: NUB_E_TOO_LARGE, with *out_len set to the length that was
+ * needed, nothing copied, and the sandbox still usable.
  */
 nub_status nub_call_into(nub_sandbox *sb, uint32_t fn_id, const void *in, size_t in_len,
                          void *out, size_t out_cap, size_t *out_len);
@@ -405,7 +445,8 @@ void nub_buffer_free(void *p);
  * claimed the sandbox, it always ends that call: NUB_E_CANCELLED (poisoned)
  * once the guest runs or would resume, unless the call had already
  * finished in the guest or failed before entering it. Sent while no call
- * runs, it has no effect on any later call. Returns NUB_OK in both cases.
+ * runs, it has no effect on any later call. Returns NUB_OK in both cases
+ * (NUB_E_INVALID for NULL).
  * `sb` must stay alive for the duration of this function: a thread that
  * cannot know that (a watchdog, a supervisor) uses an interrupt handle.
  */
@@ -482,13 +523,14 @@ nub_status nub_snapshot_from_buffer(const void *elf, size_t len, const struct nu
  * evolved, its vCPU state, dispatch entry, guest counter value (as the
  * host holds it) and max guest log level; sandboxes made from an evolved
  * snapshot are ready for calls without running init. Copies the guest's
- * memory once. Errors: NUB_E_BUSY (a call runs), NUB_E_POISONED,
- * NUB_E_NOMEM, NUB_E_BACKEND.
+ * memory once. Errors: NUB_E_INVALID, NUB_E_BUSY (a call runs),
+ * NUB_E_POISONED, NUB_E_NOMEM, NUB_E_BACKEND.
  */
 nub_status nub_sandbox_snapshot(nub_sandbox *sb, nub_snapshot **out);
 
-/* Take / drop a reference. The last release frees the snapshot (its memory
- * stays alive as long as a sandbox maps it). NULL is ignored. */
+/* Take / drop a reference (thread-safe). retain returns snap (NULL for
+ * NULL). The last release frees the snapshot (its memory stays alive as
+ * long as a sandbox maps it). NULL is ignored. */
 nub_snapshot *nub_snapshot_retain(nub_snapshot *snap);
 void nub_snapshot_release(nub_snapshot *snap);
 
@@ -498,6 +540,7 @@ void nub_snapshot_release(nub_snapshot *snap);
  * then for each of the two regions its GPA (u64), length (u64) and flags
  * (u32, NUB_MEM_* bits) as little-endian integers. docs/snapshots.md
  * shows how to recompute it from a snapshot file with b3sum.
+ * Errors: NUB_E_INVALID (NULL).
  */
 nub_status nub_snapshot_hash(nub_snapshot *snap, uint8_t out[32]);
 
@@ -513,12 +556,14 @@ uint64_t nub_snapshot_memory_size(const nub_snapshot *snap);
 /*
  * Create a sandbox from a snapshot, with no ELF parsing and no copy of
  * guest memory. cfg_overrides: NULL to use the snapshot's configuration;
- * otherwise its backend, call_timeout_ms and max_guest_log_level are used
- * and its size fields are not looked at (the layout is the snapshot's).
+ * otherwise every field but the sizes is taken from it (backend,
+ * call_timeout_ms, max_guest_log_level, guest_core_dump, core_dump_dir,
+ * disable_metrics, gdb_port) and its size fields are not looked at (the
+ * layout is the snapshot's).
  * From a pre-init snapshot the sandbox is uninitialised; from an evolved
  * one it is ready, and host functions may still be registered until its
- * first call. Errors: NUB_E_INVALID, NUB_E_NOMEM, NUB_E_NO_HYPERVISOR,
- * NUB_E_BACKEND.
+ * first call. Errors: NUB_E_INVALID (also an override out of range),
+ * NUB_E_NOMEM, NUB_E_NO_HYPERVISOR, NUB_E_BACKEND, NUB_E_IO (gdb port).
  */
 nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_config *cfg_overrides,
                                          nub_sandbox **out, struct nub_error *err);
@@ -532,8 +577,8 @@ nub_status nub_sandbox_new_from_snapshot(nub_snapshot *snap, const struct nub_co
  * memory is mapped from, the private copies of the pages written since are
  * dropped (madvise MADV_DONTNEED), so the cost follows the pages the guest
  * touched, not the size of guest memory; another snapshot of the same
- * layout is mapped over the old one. Errors: NUB_E_BUSY (a call is
- * running), NUB_E_STATE (a snapshot of another layout), NUB_E_NOMEM,
+ * layout is mapped over the old one. Errors: NUB_E_INVALID, NUB_E_BUSY (a
+ * call is running), NUB_E_STATE (a snapshot of another layout), NUB_E_NOMEM,
  * NUB_E_BACKEND (the sandbox is then poisoned).
  */
 nub_status nub_sandbox_restore(nub_sandbox *sb, nub_snapshot *snap);
@@ -548,7 +593,9 @@ nub_status nub_sandbox_restore(nub_sandbox *sb, nub_snapshot *snap);
  * (sizes, header check, versions, CPU, region table against a recomputed
  * layout, content hash over the memory, entry points): a failure is
  * NUB_E_SNAPSHOT_CORRUPT or NUB_E_SNAPSHOT_FOREIGN with a message naming
- * the check, or NUB_E_IO. The file must not be modified while loaded.
+ * the check, or NUB_E_IO; both functions also answer NUB_E_INVALID (NULL,
+ * a path too long for its temporary name) and load NUB_E_NOMEM. The file
+ * must not be modified while loaded.
  */
 nub_status nub_snapshot_save(nub_snapshot *snap, const char *path, struct nub_error *err);
 nub_status nub_snapshot_load(const char *path, nub_snapshot **out, struct nub_error *err);
@@ -569,30 +616,37 @@ nub_status nub_snapshot_load(const char *path, nub_snapshot **out, struct nub_er
 typedef struct nub_pool nub_pool;
 
 /* Called once on every new sandbox of a pool (before it is handed out):
- * register host functions, set the log callback. Non-zero: the sandbox is
+ * register host functions, set the log callback. It runs on the pool's
+ * filler thread or on a nub_pool_acquire() caller's thread, possibly on
+ * both at once for different sandboxes. Non-zero: the sandbox is
  * destroyed and the creation fails with NUB_E_INVALID. */
 typedef int (*nub_pool_setup_fn)(void *ctx, nub_sandbox *sb);
 
 /* A pool keeping up to `size` (>= 1) sandboxes from the evolved snapshot
  * `snap` ready (the pool holds a reference). cfg_overrides as for
- * nub_sandbox_new_from_snapshot; setup may be NULL. Errors: NUB_E_INVALID
- * (size 0, a pre-init snapshot), NUB_E_NOMEM. */
+ * nub_sandbox_new_from_snapshot (copied, but a core_dump_dir string in it
+ * must stay valid until nub_pool_destroy); setup may be NULL. Errors:
+ * NUB_E_INVALID (NULL, size 0, a pre-init snapshot), NUB_E_NOMEM (also:
+ * the filler thread could not start). */
 nub_status nub_pool_new(nub_snapshot *snap, size_t size, const struct nub_config *cfg_overrides,
                         nub_pool_setup_fn setup, void *setup_ctx, nub_pool **out,
                         struct nub_error *err);
 
-/* Hand out a ready sandbox: at once when one is ready, else created now. */
+/* Hand out a ready sandbox: at once when one is ready, else created now on
+ * this thread (errors then as nub_sandbox_new_from_snapshot(), or
+ * NUB_E_INVALID when the setup callback failed). */
 nub_status nub_pool_acquire(nub_pool *pool, nub_sandbox **out, struct nub_error *err);
 
 /* Give a sandbox from nub_pool_acquire back: restored and kept ready, or
  * destroyed when the pool is full or the restore fails. NULL is ignored. */
 void nub_pool_release(nub_pool *pool, nub_sandbox *sb);
 
-/* Sandboxes ready in the pool now. */
+/* Sandboxes ready in the pool now (0 for NULL). */
 size_t nub_pool_ready(nub_pool *pool);
 
 /* Block until `size` sandboxes are ready (a warm pool). NUB_E_BACKEND when
- * the filler could not create one (nub_pool_acquire then reports why). */
+ * the filler could not create one (nub_pool_acquire then reports why);
+ * NUB_E_INVALID for NULL. */
 nub_status nub_pool_wait_full(nub_pool *pool);
 
 /* Stop the filler and destroy the ready sandboxes. NULL is ignored. */

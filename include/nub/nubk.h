@@ -26,11 +26,14 @@
 
 /* ---- nubk configuration (init data of guests/nubk) ------------------------
  * Optional init data for the nubk kernel: exactly one struct
- * nub_nubk_config. Without init data nubk uses the defaults below. A zero
+ * nub_nubk_config. Without init data nubk uses the defaults below, halving
+ * capacity and arena together until the directory fits the heap. A zero
  * field means its default. capacity must be a power of two in
  * [NUB_CDIR_MIN_CAPACITY, NUB_CDIR_MAX_CAPACITY]. The directory is one
  * heap allocation, so the sandbox's heap must hold it (see
- * nub_nubk_setup() below).
+ * nub_nubk_setup() below). Init data of another size or magic, a bad
+ * capacity, or a configured directory the heap cannot hold make nubk
+ * panic during evolve (NUB_E_GUEST_ABORT, the message says which).
  */
 #define NUB_NUBK_CONFIG_MAGIC 0x314746434b42554eull /* "NUBKCFG1" */
 #define NUB_NUBK_DEFAULT_CAPACITY 4096ull
@@ -124,7 +127,7 @@ nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HAS
 
 /* Entries in the guest's directory. NUB_E_NOT_FOUND when the guest
  * published none, NUB_E_PROTOCOL (not poisoning) when it is inconsistent,
- * NUB_E_BUSY, NUB_E_POISONED, NUB_E_STATE. */
+ * NUB_E_BUSY, NUB_E_POISONED, NUB_E_STATE, NUB_E_INVALID (NULL). */
 nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count);
 
 /* 1 when the guest's directory holds `hash`, else 0 (also on any error). */

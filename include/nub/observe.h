@@ -30,11 +30,12 @@ NUB_API_BEGIN
  * The process-wide totals are summed when asked for, over a registry of
  * the live sandboxes plus the counts of destroyed ones. That registry is
  * the library's one piece of global mutable state besides the kvm probe
- * cache and the default logger: a mutex-guarded list that sandbox creation
- * and destruction and nub_metrics_totals() touch, never a call.
+ * cache and the default logger: a mutex-guarded list (and the count of
+ * sandboxes created, which numbers them for nub_sandbox_id()) that sandbox
+ * creation and destruction and nub_metrics_totals() touch, never a call.
  */
 
-#define NUB_METRICS_CODES 32          /* call errors indexed by -code (NUB_E_* is -1..-22) */
+#define NUB_METRICS_CODES 32          /* call errors indexed by -code (NUB_E_* is -1..-22, -30, -31) */
 #define NUB_METRICS_GUEST_STATUSES 16 /* guest errors by NUB_STATUS_*; higher statuses count in the last slot */
 #define NUB_METRICS_VECTORS 32        /* faults by exception vector 0..31; triple faults count as 8 */
 #define NUB_METRICS_HOST_FNS 64       /* = the most host functions a sandbox registers */
@@ -56,7 +57,7 @@ struct nub_metrics {
     uint64_t host_fn_calls[NUB_METRICS_HOST_FNS];    /* host calls to host_fn_ids[i] */
     uint64_t bytes_in;                               /* payload bytes passed to calls */
     uint64_t bytes_out;                              /* result bytes returned by successful calls */
-    uint64_t restores;                               /* snapshot restores (nub_metrics_count_restore) */
+    uint64_t restores;                               /* successful nub_sandbox_restore() calls */
     uint64_t core_dumps;                             /* core files written */
     uint64_t core_dump_failures;                     /* core files that could not be written */
     uint64_t latency_buckets[NUB_METRICS_BUCKETS];   /* calls by latency, NOT cumulative: bucket i
@@ -71,13 +72,15 @@ struct nub_metrics {
 /*
  * Copy the sandbox's counters into *out. Safe from any thread while calls
  * run (each field is read atomically; fields read a moment apart may
- * disagree by the calls that ended in between). Errors: NUB_E_INVALID.
+ * disagree by the calls that ended in between). Errors: NUB_E_INVALID
+ * (sb or out NULL).
  */
 nub_status nub_sandbox_metrics(const nub_sandbox *sb, struct nub_metrics *out);
 
 /* Copy the process-wide totals (all sandboxes, destroyed ones included;
  * the per-sandbox host-function table is left empty). Takes the registry
- * lock: sandbox creation and destruction wait meanwhile, calls do not. */
+ * lock: sandbox creation and destruction wait meanwhile, calls do not.
+ * Errors: NUB_E_INVALID (out NULL). */
 nub_status nub_metrics_totals(struct nub_metrics *out);
 
 /*

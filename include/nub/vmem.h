@@ -133,7 +133,9 @@ int nub_vmem_buf_init(struct nub_vmem_buf *b, void *mem, uint64_t base_pa,
 void nub_vmem_buf_attach(struct nub_vmem_buf *b, void *mem, uint64_t base_pa,
                          uint64_t cap);
 
-/* Allocate one more zeroed table from b (e.g. another root). */
+/* Allocate one more zeroed table from b (e.g. another root), its pa in *pa.
+ * Errors: E_INVAL (b, its mem or pa NULL), E_NOMEM (no whole 4 KiB page
+ * left past `used`). */
 int nub_vmem_buf_alloc(struct nub_vmem_buf *b, uint64_t *pa);
 
 /* Ops over b for the tree rooted at root (amd64, 8-byte entries). */

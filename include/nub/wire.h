@@ -67,7 +67,8 @@ int nub_wire_sp(const uint8_t *buf, uint64_t size, uint64_t *sp);
  * back-pointer) into *frame_len. Returns 0, or NUB_WIRE_E_LENGTH on overflow. */
 int nub_wire_frame_len(uint64_t payload_len, uint64_t error_len, uint64_t *frame_len);
 
-/* Largest payload (with no error bytes) that fits in an empty buffer of `size`. */
+/* Largest payload (with no error bytes) that fits in an empty buffer of
+ * `size`; 0 when `size` is not a valid buffer size (see NUB_WIRE_E_BUFFER). */
 uint64_t nub_wire_max_payload(uint64_t size);
 
 /*

@@ -74,7 +74,7 @@ static void check_packet(const uint8_t *p, size_t used, const uint8_t *out, size
 {
     static uint8_t want[NUB_GDB_PACKET_MAX + 8], again[NUB_GDB_PACKET_MAX + 8], enc[2 * NUB_GDB_PACKET_MAX + 8];
     FUZZ_CHECK(used >= 4 && p[0] == '$' && p[used - 3] == '#', "packet framing, %zu bytes", used);
-    FUZZ_CHECK(used - 4 <= NUB_GDB_PACKET_MAX + 1, "raw payload of %zu bytes", used - 4);
+    FUZZ_CHECK(used - 4 <= NUB_GDB_PACKET_MAX, "raw payload of %zu bytes", used - 4);
     for (size_t i = 1; i < used - 3; i++)
         FUZZ_CHECK(p[i] != '$' && p[i] != '#', "'%c' inside the payload at %zu", p[i], i);
     uint8_t sum;

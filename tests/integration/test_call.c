@@ -232,6 +232,48 @@ BACKEND_TEST(call, two_sandboxes_interleaved)
     nub_sandbox_destroy(b);
 }
 
+/* nub_sandbox_id: nonzero, one more per sandbox created (from a file or a snapshot),
+ * fixed while the sandbox lives, never handed out again after a destroy. */
+BACKEND_TEST(call, sandbox_ids_count_creations_and_stay_fixed)
+{
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *a = new_ready("testguest", &cfg, NULL);
+    nub_sandbox *b = new_ready("testguest", &cfg, NULL);
+    uint64_t ida = nub_sandbox_id(a), idb = nub_sandbox_id(b);
+    cr_assert_neq(ida, 0);
+    cr_assert_eq(idb, ida + 1, "ids %llu then %llu", (unsigned long long)ida, (unsigned long long)idb);
+    expect_echo(a, 100);
+    cr_assert_eq(nub_sandbox_id(a), ida, "a call does not change the id");
+    nub_snapshot *snap = NULL;
+    cr_assert_eq(nub_sandbox_snapshot(a, &snap), NUB_OK);
+    nub_sandbox_destroy(a);
+    nub_sandbox *c = NULL;
+    struct nub_error err;
+    cr_assert_eq(nub_sandbox_new_from_snapshot(snap, NULL, &c, &err), NUB_OK, "%s", err.message);
+    cr_assert_eq(nub_sandbox_id(c), idb + 1, "a destroyed sandbox's id is not reused");
+    cr_assert_eq(nub_sandbox_restore(c, snap), NUB_OK);
+    cr_assert_eq(nub_sandbox_id(c), idb + 1, "a restore does not change the id");
+    cr_assert_eq(nub_sandbox_id(NULL), 0);
+    nub_sandbox_destroy(c);
+    nub_sandbox_destroy(b);
+    nub_snapshot_release(snap);
+}
+
+/* A config whose size fields are all 0 runs with the default sizes. */
+BACKEND_TEST(call, zero_sizes_mean_the_defaults)
+{
+    struct nub_config dcfg = test_config(backend), zcfg = dcfg;
+    zcfg.heap_size = zcfg.stack_size = zcfg.input_size = zcfg.output_size = 0;
+    zcfg.scratch_size = zcfg.max_image_size = 0;
+    nub_sandbox *d = new_ready("testguest", &dcfg, NULL);
+    nub_sandbox *z = new_ready("testguest", &zcfg, NULL);
+    cr_assert_eq(nub_sandbox_max_input(z), nub_sandbox_max_input(d));
+    cr_assert_eq(nub_sandbox_shared_mem_size(z), nub_sandbox_shared_mem_size(d));
+    expect_echo(z, 4096);
+    nub_sandbox_destroy(z);
+    nub_sandbox_destroy(d);
+}
+
 struct thread_arg {
     enum nub_backend backend;
     int ok;

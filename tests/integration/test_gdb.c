@@ -341,6 +341,65 @@ BACKEND_TEST(gdb, invalid_opcode_is_sigill, .timeout = 240)
     fault_stops(backend, &fc);
 }
 
+/* The value gdb printed for register `name` in its n-th (0-based) `info registers` listing. */
+static uint64_t nth_reg(const char *out, const char *name, int n)
+{
+    char key[16];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = out;
+    for (int i = 0; (p = strstr(p, key)) != NULL; i++, p++) {
+        unsigned long long v;
+        if (i == n && sscanf(p + strlen(key), " 0x%llx", &v) == 1)
+            return v;
+    }
+    cr_assert_fail("no %s line %d in the gdb output", name, n);
+    return 0;
+}
+
+/*
+ * At a fault stop gdb sees the faulting code's registers, not the exception
+ * handler's (on kvm the vCPU is in the guest's handler: the SDK's entry saves
+ * them for the stub). A breakpoint on the faulting instruction shows them
+ * first, as the CPU has them; the fault stop that follows must agree. (#DE:
+ * kvm always delivers it to the guest's IDT, while a ud2 can end as a kvm
+ * emulation failure that never reaches the guest's handler.)
+ */
+BACKEND_TEST(gdb, fault_stop_shows_the_faulting_registers, .timeout = 240)
+{
+    static const char *const names[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8",
+                                        "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"};
+    static const char regs[] = "info registers rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip";
+    struct nub_config cfg = test_config(backend);
+    nub_sandbox *sb = new_ready("testguest", &cfg, NULL);
+    uint8_t out[8];
+    size_t out_len;
+    cr_assert_eq(nub_call_into(sb, NUB_TG_FN_DIV_ZERO, "x", 1, out, sizeof out, &out_len), NUB_E_GUEST_FAULT);
+    uint64_t fault_rip = nub_sandbox_last_error(sb)->rip; /* the divq itself, on both backends */
+    nub_sandbox_destroy(sb);
+    char brk[48];
+    snprintf(brk, sizeof brk, "break *0x%llx", (unsigned long long)fault_rip);
+    const char *const cmds[] = {brk, "continue", regs, "continue", regs, "continue", NULL};
+    sb = new_debuggable(backend);
+    struct gdb_run g;
+    gdb_start(&g, sb, cmds);
+    cr_assert_eq(nub_sandbox_evolve(sb), NUB_OK);
+    nub_status rc = nub_call_into(sb, NUB_TG_FN_DIV_ZERO, "x", 1, out, sizeof out, &out_len);
+    uint64_t debugged_rip = nub_sandbox_last_error(sb)->rip;
+    nub_sandbox_destroy(sb);
+    gdb_wait(&g);
+    cr_assert_eq(rc, NUB_E_GUEST_FAULT, "the call still fails with the fault: %s", nub_strerror(rc));
+    cr_assert_eq(debugged_rip, fault_rip, "the fault's rip 0x%llx, without gdb 0x%llx",
+                 (unsigned long long)debugged_rip, (unsigned long long)fault_rip);
+    cr_assert_not_null(strstr(g.out, "Program received signal SIGFPE"), "the fault stopped gdb");
+    cr_assert_eq(nth_reg(g.out, "rip", 0), fault_rip, "the breakpoint hit the faulting instruction");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        uint64_t at_break = nth_reg(g.out, names[i], 0), at_fault = nth_reg(g.out, names[i], 1);
+        cr_assert_eq(at_fault, at_break, "%s at the fault stop 0x%llx, at the breakpoint on the faulting "
+                     "instruction 0x%llx", names[i], (unsigned long long)at_fault, (unsigned long long)at_break);
+    }
+    free(g.out);
+}
+
 static pid_t interrupt_target;
 static unsigned long host_calls;
 

@@ -84,6 +84,18 @@ static void expect_cleared(const nub_sandbox *sb)
         cr_assert_eq(rec[i], 0, "abort record byte %zu left behind", i);
 }
 
+/* A fault message names the rip exactly once, as "at rip 0x<rip>" with the record's rip. */
+static void expect_one_rip(const char *name, const struct nub_error *e)
+{
+    size_t n = 0;
+    for (const char *p = e->message; (p = strstr(p, "rip 0x")) != NULL; p += 6)
+        n++;
+    cr_assert_eq(n, 1, "%s: 'rip 0x' %zu times in '%s'", name, n, e->message);
+    char want[40];
+    snprintf(want, sizeof want, "at rip 0x%llx", (unsigned long long)e->rip);
+    cr_assert(strstr(e->message, want) != NULL, "%s: '%s' lacks '%s'", name, e->message, want);
+}
+
 static void run_case(enum nub_backend backend, const struct hostile_case *c, nub_sandbox *witness)
 {
     struct nub_config cfg = test_config(backend);
@@ -102,6 +114,8 @@ static void run_case(enum nub_backend backend, const struct hostile_case *c, nub
     if (c->needle)
         cr_assert(strstr(e->message, c->needle) != NULL, "%s: message '%s' lacks '%s'", c->name,
                   e->message, c->needle);
+    if (c->code == NUB_E_GUEST_FAULT)
+        expect_one_rip(c->name, e);
     expect_cleared(sb);
     expect_poisoned(sb);
     nub_sandbox_destroy(sb);
@@ -500,6 +514,7 @@ BACKEND_TEST(hostile, software_interrupts_are_reported_as_such)
         snprintf(want, sizeof want, "no IDT gate for vector %u", (unsigned)n);
         cr_assert(strstr(e->message, want) != NULL, "message '%s' lacks '%s'", e->message, want);
         cr_assert_geq(e->rip, NUB_KERNEL_BASE);
+        expect_one_rip("software interrupt", e);
         expect_poisoned(sb);
         nub_sandbox_destroy(sb);
     }

@@ -195,6 +195,33 @@ BACKEND_TEST(state, oversized_config_fields_are_layout_errors)
     nub_sandbox_destroy(sb);
 }
 
+/* A guest file that is not an ELF at all (a short text file, an empty file) says so,
+ * rather than reporting a truncated ELF header. */
+static void expect_not_elf(enum nub_backend backend, const void *bytes, size_t len, const char *why)
+{
+    char path[] = "/tmp/nub-not-elf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+    cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+    struct nub_config cfg = test_config(backend);
+    struct nub_error err;
+    nub_sandbox *sb = NULL;
+    nub_status rc = nub_sandbox_new_from_file(path, NULL, &cfg, &sb, &err);
+    unlink(path);
+    cr_assert_eq(rc, NUB_E_ELF, "%zu bytes: got %s (%s)", len, nub_strerror(rc), err.message);
+    cr_assert_null(sb);
+    char want[128];
+    snprintf(want, sizeof want, "invalid guest ELF: not an ELF file (%s)", why);
+    cr_assert_str_eq(err.message, want);
+}
+
+BACKEND_TEST(state, text_and_empty_files_are_not_elf)
+{
+    expect_not_elf(backend, "not an elf", 10, "no \\x7fELF magic");
+    expect_not_elf(backend, "", 0, "empty");
+}
+
 /* ---- 4. a watchdog thread that cannot be started ------------------------- */
 
 static int no_threads(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)

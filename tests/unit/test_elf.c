@@ -78,8 +78,25 @@ Test(elf, truncated_header)
 {
     struct img m;
     make(&m);
-    expect_reject(&m, 10, "truncated ELF header");
+    expect_reject(&m, 10, "truncated ELF header (10 of 64 bytes)");
     expect_reject(&m, sizeof(Elf64_Ehdr) - 1, "truncated ELF header");
+    expect_reject(&m, 3, "truncated ELF header (3 of 64 bytes)"); /* a prefix of the magic: a cut ELF */
+}
+
+/* The magic is checked before the header's size: short or empty non-ELF input says what it is. */
+Test(elf, short_text_and_empty_input_are_not_elf)
+{
+    static const char text[] = "hello nub\n"; /* 10 bytes, shorter than an ELF header */
+    struct nub_elf_image img;
+    struct nub_error err;
+    cr_assert_eq(nub_elf_parse((const uint8_t *)text, 10, 1 << 20, &img, &err), NUB_E_ELF);
+    cr_assert_str_eq(err.message, "invalid guest ELF: not an ELF file (no \\x7fELF magic)");
+    cr_assert_eq(nub_elf_parse((const uint8_t *)text, 0, 1 << 20, &img, &err), NUB_E_ELF);
+    cr_assert_str_eq(err.message, "invalid guest ELF: not an ELF file (empty)");
+    cr_assert_eq(nub_elf_parse(NULL, 0, 1 << 20, &img, &err), NUB_E_ELF);
+    cr_assert_str_eq(err.message, "invalid guest ELF: not an ELF file (empty)");
+    cr_assert_eq(nub_elf_parse((const uint8_t *)"\x7f" "EX", 3, 1 << 20, &img, &err), NUB_E_ELF);
+    cr_assert(strstr(err.message, "no \\x7fELF magic") != NULL, "%s", err.message);
 }
 
 Test(elf, bad_ident_fields)
@@ -87,7 +104,7 @@ Test(elf, bad_ident_fields)
     struct img m;
     make(&m);
     m.eh.e_ident[0] = 0;
-    expect_reject(&m, sizeof m, "bad magic");
+    expect_reject(&m, sizeof m, "not an ELF file (no \\x7fELF magic)");
     make(&m);
     m.eh.e_ident[EI_CLASS] = ELFCLASS32;
     expect_reject(&m, sizeof m, "wrong class");

@@ -146,6 +146,48 @@ Test(gdb_parse, raw_length_bound)
                  "still within the bound: wait for more");
 }
 
+/* "$" + `as` 'a's + tail + "#hh" into buf (checksum over the raw bytes); returns its length. */
+static size_t frame_run(char *buf, size_t as, const char *tail)
+{
+    unsigned sum = 0;
+    size_t k = 0;
+    buf[k++] = '$';
+    for (size_t i = 0; i < as; i++, sum += 'a')
+        buf[k++] = 'a';
+    for (const char *p = tail; *p; p++) {
+        sum += (unsigned char)*p;
+        buf[k++] = *p;
+    }
+    return k + (size_t)sprintf(buf + k, "#%02x", sum & 0xff);
+}
+
+/* The bound is exact in raw bytes: an escape straddling byte NUB_GDB_PACKET_MAX
+ * (its '}' the last allowed byte, the escaped byte one past) is TOO_LONG, not a
+ * packet of MAX + 1 raw bytes (the regression). */
+Test(gdb_parse, raw_bound_is_exact_across_an_escape)
+{
+    static char buf[NUB_GDB_PACKET_MAX + 64];
+    static uint8_t out[2 * NUB_GDB_PACKET_MAX];
+    size_t n, used, len;
+    len = frame_run(buf, NUB_GDB_PACKET_MAX, "");
+    cr_assert_eq(parse(buf, len, out, sizeof out, &n, &used), NUB_GDB_PKT_OK, "MAX raw bytes are a packet");
+    cr_assert_eq(n, NUB_GDB_PACKET_MAX);
+    cr_assert_eq(used, len);
+    len = frame_run(buf, NUB_GDB_PACKET_MAX + 1, "");
+    cr_assert_eq(parse(buf, len, out, sizeof out, &n, &used), NUB_GDB_PKT_TOO_LONG, "MAX + 1 plain bytes");
+    len = frame_run(buf, NUB_GDB_PACKET_MAX - 2, "}]");
+    cr_assert_eq(parse(buf, len, out, sizeof out, &n, &used), NUB_GDB_PKT_OK, "an escape ending at MAX");
+    cr_assert_eq(n, NUB_GDB_PACKET_MAX - 1);
+    cr_assert_eq(out[n - 1], '}');
+    len = frame_run(buf, NUB_GDB_PACKET_MAX - 1, "}]");
+    cr_assert_eq(parse(buf, len, out, sizeof out, &n, &used), NUB_GDB_PKT_TOO_LONG,
+                 "an escape straddling MAX is MAX + 1 raw bytes");
+    cr_assert_eq(n, 0);
+    cr_assert_eq(used, len, "dropped up to the end (no later '$')");
+    /* Cut right after that '}': no byte can make it fit, so no MORE. */
+    cr_assert_eq(parse(buf, NUB_GDB_PACKET_MAX + 1, out, sizeof out, &n, &used), NUB_GDB_PKT_TOO_LONG);
+}
+
 Test(gdb_parse, zero_length_input)
 {
     uint8_t out[1];

@@ -62,6 +62,36 @@ Test(layout, too_large_names_the_field)
     cr_assert(strstr(err.message, "input_size") != NULL, "%s", err.message);
 }
 
+/* Each size field: 0 takes its default, a nonzero value past the address space is
+ * NUB_E_LAYOUT naming that field (nub_config's documented rule). */
+Test(layout, zero_sizes_are_defaults_and_oversized_ones_name_the_field)
+{
+    struct nub_config d = norm(NULL), in, out;
+    struct nub_error err;
+    static const char *const names[] = {"heap_size", "stack_size", "input_size", "output_size",
+                                        "scratch_size", "max_image_size"};
+    for (size_t f = 0; f < 6; f++) {
+        nub_config_default(&in);
+        uint64_t *field[] = {&in.heap_size, &in.stack_size, &in.input_size, &in.output_size,
+                             &in.scratch_size, &in.max_image_size};
+        *field[f] = 0;
+        out = norm(&in);
+        cr_assert_eq(memcmp(&out, &d, sizeof out), 0, "%s = 0 is not the default", names[f]);
+        *field[f] = NUB_MAX_REGIONS_SIZE + NUB_PAGE_SIZE;
+        cr_assert_eq(nub_config_normalise(&in, &out, &err), NUB_E_LAYOUT, "%s", names[f]);
+        cr_assert(strstr(err.message, names[f]) != NULL, "'%s' does not name %s", err.message, names[f]);
+    }
+    struct nub_config zero;
+    memset(&zero, 0, sizeof zero);
+    out = norm(&zero);
+    cr_assert_eq(out.heap_size, d.heap_size);
+    cr_assert_eq(out.stack_size, d.stack_size);
+    cr_assert_eq(out.input_size, d.input_size);
+    cr_assert_eq(out.output_size, d.output_size);
+    cr_assert_eq(out.scratch_size, 0, "computed by the layout");
+    cr_assert_eq(out.max_image_size, d.max_image_size);
+}
+
 Test(layout, regions_must_fit_top_2gib)
 {
     struct nub_config in;
