@@ -269,7 +269,7 @@ static int poisons(nub_status rc)
 /* Run from rip with the timeout armed; poison on failure. `call`: count it in sb->calls. */
 static nub_status run_once(nub_sandbox *sb, uint64_t rip, bool call)
 {
-    nub_cache_invalidate(sb); /* the guest may rewrite its cache directory */
+    sb->mem_epoch++; /* the guest may rewrite its memory: host-side views of it are stale */
     nub_guest_counter_publish(sb);
     sb->guest_ran = true;
     nub_status rc = nub_watchdog_arm(sb);

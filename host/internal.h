@@ -12,7 +12,6 @@
 #include "hv/hv.h"
 #include "obs.h"
 #include "nub/abi.h"
-#include "nub/cdir.h"
 #include "nub/nub.h"
 #include "testing.h"
 
@@ -308,18 +307,17 @@ void nub_watchdog_disarm(nub_sandbox *sb);
 /* Stop and join the watchdog thread, if any. */
 void nub_watchdog_stop(nub_sandbox *sb);
 
-/* ---- Cache reader state (nubk/cache.c) --------------------------------- */
+/* ---- Host state of a guest kernel's own host API ---------------------- */
 
-/* What the cap-directory reader (host/nubk/, nub/nubk.h) knows about the
- * guest's directory. The sandbox owns it because every guest run resets
- * it; the fields are owned by nubk/cache.c (its states: nubk/cache.h). */
-struct nub_cache_reader {
-    uint8_t state;              /* enum nub_cache_state, reset by every guest run */
-    struct nub_cdir_view dir;   /* valid while state == NUB_CACHE_READY */
+/* The core knows no particular guest. Host code written for one guest
+ * kernel (host/nubk/: nubk's cap-directory reader) keeps its per-sandbox
+ * state here: one block it allocates on first use (the caller holding the
+ * sandbox's claim) and `free_state` releases at destroy. That code tells a
+ * stale view of guest memory from a current one by sb->mem_epoch. */
+struct nub_guest_ext {
+    void *state;                    /* NULL until first use */
+    void (*free_state)(void *state);
 };
-
-/* Forget what the reader knew: the guest is about to run and may rewrite its directory. */
-void nub_cache_invalidate(nub_sandbox *sb);
 
 /* ---- Sandbox ----------------------------------------------------------- */
 
@@ -366,7 +364,8 @@ struct nub_sandbox {
     char print_buf[256];
     /* calls that entered the guest through do_call (nub_sandbox_call_count) */
     _Atomic uint64_t calls;
-    struct nub_cache_reader cache;
+    uint64_t mem_epoch;         /* +1 before every guest run and at every restore: guest memory may have changed */
+    struct nub_guest_ext ext;   /* a guest kernel's host API state (host/nubk/), else empty */
     struct nub_test_hooks test; /* testing.h; all NULL outside tests */
     struct nub_obs obs;         /* metrics and crash dumps (obs.h) */
     uint64_t cr3;             /* root of the host-built page tables (GPA) */

@@ -485,6 +485,8 @@ static void sandbox_free(nub_sandbox *sb)
     if (sb->scratch)
         munmap(sb->scratch, sb->lay.scratch_size);
     nub_snapshot_release(sb->base);
+    if (sb->ext.state != NULL)
+        sb->ext.free_state(sb->ext.state);
     free(sb);
 }
 
@@ -639,7 +641,7 @@ static nub_status reset_memory(nub_sandbox *sb, nub_snapshot *snap)
 static void reset_host_side(nub_sandbox *sb)
 {
     sb->print_len = 0;
-    nub_cache_invalidate(sb);
+    sb->mem_epoch++; /* memory is the snapshot's again: host-side views of it are stale */
     nub_err_clear(&sb->last);
 }
 

@@ -1,4 +1,5 @@
 /* Host cache reader: locates the guest's cap directory through the PEB and boot info, validates it as hostile memory, looks caps up without entering the guest. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cache.h"
@@ -54,50 +55,80 @@ int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
     return NUB_CDIR_OK;
 }
 
-/* Bring sb->cache up to date for the current guest memory (once per guest run). */
-static void refresh(nub_sandbox *sb)
+/* The reader's state for `sb`, made on first use (its free_state runs at destroy). NULL: no memory. */
+static struct nub_cache_reader *reader_state(nub_sandbox *sb)
+{
+    if (sb->ext.state == NULL) {
+        struct nub_cache_reader *r = calloc(1, sizeof *r);
+        if (r == NULL)
+            return NULL;
+        r->state = NUB_CACHE_UNCHECKED;
+        r->epoch = sb->mem_epoch;
+        sb->ext.state = r;
+        sb->ext.free_state = free;
+    }
+    return sb->ext.state;
+}
+
+/* Locate and validate the directory again: the guest ran since the last look. */
+static void refresh(nub_sandbox *sb, struct nub_cache_reader *r)
 {
     const char *why = "";
-    int rc = nub_cache_locate(sb->snapshot, sb->lay.snapshot_size, sb->lay.peb_off, &sb->cache.dir, &why);
+    int rc = nub_cache_locate(sb->snapshot, sb->lay.snapshot_size, sb->lay.peb_off, &r->dir, &why);
     if (rc == NUB_CDIR_OK) {
-        sb->cache.state = NUB_CACHE_READY;
+        r->state = NUB_CACHE_READY;
     } else if (rc == NUB_CACHE_LOCATE_NONE) {
-        sb->cache.state = NUB_CACHE_NONE;
+        r->state = NUB_CACHE_NONE;
     } else {
-        sb->cache.state = NUB_CACHE_BAD;
+        r->state = NUB_CACHE_BAD;
         nub_log_host(sb, NUB_LOG_LEVEL_WARN,
                      "cache directory unusable (%s): every cap reads as absent until the guest runs again", why);
     }
+}
+
+/* The reader's state brought up to date for the current guest memory (once per guest run). */
+static struct nub_cache_reader *current_reader(nub_sandbox *sb)
+{
+    struct nub_cache_reader *r = reader_state(sb);
+    if (r == NULL)
+        return NULL;
+    if (r->epoch != sb->mem_epoch) {
+        r->epoch = sb->mem_epoch;
+        r->state = NUB_CACHE_UNCHECKED;
+    }
+    if (r->state == NUB_CACHE_UNCHECKED)
+        refresh(sb, r);
+    return r;
+}
+
+const struct nub_cdir_view *nub_cache_view_claimed(nub_sandbox *sb)
+{
+    struct nub_cache_reader *r = current_reader(sb);
+    return r != NULL && r->state == NUB_CACHE_READY ? &r->dir : NULL;
 }
 
 int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                              const uint8_t **data, uint64_t *len)
 {
     uint64_t off, n;
-    if (sb->cache.state == NUB_CACHE_UNCHECKED)
-        refresh(sb);
-    if (sb->cache.state != NUB_CACHE_READY)
+    struct nub_cache_reader *r = current_reader(sb);
+    if (r == NULL || r->state != NUB_CACHE_READY)
         return 0;
-    int rc = nub_cdir_find(&sb->cache.dir, hash, &off, &n);
+    int rc = nub_cdir_find(&r->dir, hash, &off, &n);
     if (rc == 1) {
         if (data != NULL)
-            *data = sb->cache.dir.base + off;
+            *data = r->dir.base + off;
         if (len != NULL)
             *len = n;
         return 1;
     }
     if (rc < 0) {
-        sb->cache.state = NUB_CACHE_BAD;
+        r->state = NUB_CACHE_BAD;
         nub_log_host(sb, NUB_LOG_LEVEL_WARN,
                      "cache directory unusable (a slot points outside the arena): every cap reads as "
                      "absent until the guest runs again");
     }
     return 0;
-}
-
-void nub_cache_invalidate(nub_sandbox *sb)
-{
-    sb->cache.state = NUB_CACHE_UNCHECKED;
 }
 
 nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count)
@@ -108,11 +139,12 @@ nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count)
     nub_status rc = nub_state_claim(sb, NUB_CLAIM_READY);
     if (rc != NUB_OK)
         return rc;
-    if (sb->cache.state == NUB_CACHE_UNCHECKED)
-        refresh(sb);
-    if (sb->cache.state == NUB_CACHE_NONE) {
+    struct nub_cache_reader *r = current_reader(sb);
+    if (r == NULL) {
+        rc = nub_err_set(&sb->last, NUB_E_NOMEM, "cannot allocate the cache reader's state");
+    } else if (r->state == NUB_CACHE_NONE) {
         rc = nub_err_set(&sb->last, NUB_E_NOT_FOUND, "the guest published no cache directory");
-    } else if (sb->cache.state != NUB_CACHE_READY || nub_cdir_count(&sb->cache.dir, count) != NUB_CDIR_OK) {
+    } else if (r->state != NUB_CACHE_READY || nub_cdir_count(&r->dir, count) != NUB_CDIR_OK) {
         *count = 0;
         rc = nub_err_set(&sb->last, NUB_E_PROTOCOL, "the guest's cache directory is inconsistent");
     }
@@ -140,7 +172,9 @@ nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
     if (rc != NUB_OK)
         return rc;
     uint64_t n = 0;
-    if (nub_cache_lookup_claimed(sb, hash, data, &n) == 1)
+    if (current_reader(sb) == NULL)
+        rc = nub_err_set(&sb->last, NUB_E_NOMEM, "cannot allocate the cache reader's state");
+    else if (nub_cache_lookup_claimed(sb, hash, data, &n) == 1)
         *len = (size_t)n;
     else
         rc = nub_err_set(&sb->last, NUB_E_NOT_FOUND, "no cap with this hash in the guest's cache directory");

@@ -7,12 +7,20 @@
 #include "../internal.h"
 #include "nub/cdir.h"
 
-/* What the reader knows about the guest's cache directory (sb->cache.state). */
+/* What the reader knows about the guest's cache directory. */
 enum nub_cache_state {
     NUB_CACHE_UNCHECKED = 0, /* the guest ran since the last look: locate it again */
-    NUB_CACHE_READY = 1,     /* sb->cache.dir holds a validated header */
+    NUB_CACHE_READY = 1,     /* dir holds a validated header */
     NUB_CACHE_NONE = 2,      /* the guest published no directory */
     NUB_CACHE_BAD = 3,       /* inconsistent: every cap is absent until the guest runs again */
+};
+
+/* The reader's per-sandbox state, kept in sb->ext (internal.h) from the
+ * first lookup on: valid for guest memory as it was at sb->mem_epoch == epoch. */
+struct nub_cache_reader {
+    uint64_t epoch;
+    enum nub_cache_state state;
+    struct nub_cdir_view dir; /* valid while state == NUB_CACHE_READY */
 };
 
 /* nub_cache_locate() result when the guest published no directory (boot_info_gva == 0). */
@@ -40,5 +48,10 @@ int nub_cache_locate(const uint8_t *snap, uint64_t snap_size, uint64_t peb_off,
  */
 int nub_cache_lookup_claimed(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                              const uint8_t **data, uint64_t *len);
+
+/* The guest's validated directory for the current guest memory (claimed
+ * caller), or NULL when it published none, it is inconsistent, or the
+ * reader's state cannot be allocated. */
+const struct nub_cdir_view *nub_cache_view_claimed(nub_sandbox *sb);
 
 #endif /* NUB_HOST_NUBK_CACHE_H */

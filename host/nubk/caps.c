@@ -77,9 +77,9 @@ static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
                            nub_cap_strerror(e));
     const char *why = "its cache directory refused it";
     uint64_t count = 0;
-    nub_cache_lookup_claimed(sb, h, NULL, NULL); /* validates the directory */
-    if (sb->cache.state == NUB_CACHE_READY && nub_cdir_count(&sb->cache.dir, &count) == NUB_CDIR_OK)
-        why = count >= NUB_CDIR_MAX_ENTRIES(sb->cache.dir.capacity)
+    const struct nub_cdir_view *dir = nub_cache_view_claimed(sb);
+    if (dir != NULL && nub_cdir_count(dir, &count) == NUB_CDIR_OK)
+        why = count >= NUB_CDIR_MAX_ENTRIES(dir->capacity)
                   ? "cache directory full (entry count at the load limit, 7/8 of capacity)"
                   : "cache directory arena has no room for it, or no empty slot lies within "
                     "NUB_CDIR_MAX_PROBE (256) slots of its hash's home slot";

@@ -127,7 +127,8 @@ nub_status nub_put_cap_with_hash(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HAS
 
 /* Entries in the guest's directory. NUB_E_NOT_FOUND when the guest
  * published none, NUB_E_PROTOCOL (not poisoning) when it is inconsistent,
- * NUB_E_BUSY, NUB_E_POISONED, NUB_E_STATE, NUB_E_INVALID (NULL). */
+ * NUB_E_BUSY, NUB_E_POISONED, NUB_E_STATE, NUB_E_INVALID (NULL), NUB_E_NOMEM
+ * (the reader's small per-sandbox state, made on the first lookup). */
 nub_status nub_cache_count(nub_sandbox *sb, uint64_t *count);
 
 /* 1 when the guest's directory holds `hash`, else 0 (also on any error). */
@@ -139,7 +140,7 @@ int nub_cache_contains(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN]);
  * *len bytes, valid until the next call into the guest or destroy. The
  * guest wrote those bytes: decode them (nub_cap_decode) before trusting
  * them. Errors: NUB_E_NOT_FOUND, NUB_E_BUSY, NUB_E_POISONED, NUB_E_STATE,
- * NUB_E_INVALID.
+ * NUB_E_INVALID, NUB_E_NOMEM (as for nub_cache_count).
  */
 nub_status nub_cache_get(nub_sandbox *sb, const uint8_t hash[NUB_CAP_HASH_LEN],
                          const uint8_t **data, size_t *len);
