@@ -199,6 +199,14 @@ uint64_t nub_snapshot_memory_size(const nub_snapshot *snap)
     return snap ? nub_snap_mem_size(snap) : 0;
 }
 
+nub_status nub_snapshot_config(const nub_snapshot *snap, struct nub_config *out)
+{
+    if (snap == NULL || out == NULL)
+        return NUB_E_INVALID;
+    *out = snap->cfg;
+    return NUB_OK;
+}
+
 int nub_in_exec_segment(const struct nub_elf_segment *segs, size_t nsegs, uint64_t gva)
 {
     for (size_t i = 0; i < nsegs; i++) {

@@ -317,6 +317,7 @@ struct run_opts {
     struct nub_config cfg;
     enum nub_cli_format fmt;
     bool json, verbose, metrics;
+    bool timeout_given; /* --timeout: else a snapshot keeps the timeout it was made with */
     struct log_filter *lf;
     struct host_fn *host_fns;
     size_t n_host_fns;
@@ -448,6 +449,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o, int *help)
         return rc;
     *help = a.help;
     nub_config_default(&o->cfg);
+    o->timeout_given = nub_cli_given(&a, "--timeout");
     if (!a.help && ((rc = run_target(&a, o)) != 0 || (rc = apply_config(&a, &o->cfg, o->snapshot == NULL)) != 0 ||
                     (rc = run_output(&a, o)) != 0 || (rc = run_diagnostics(&a, o)) != 0 ||
                     (rc = run_host_fns(&a, o)) != 0))
@@ -465,8 +467,11 @@ static nub_status run_create(const struct run_opts *o, nub_sandbox **sb, bool *r
     nub_snapshot *snap = NULL;
     nub_status rc = nub_snapshot_load(o->snapshot, &snap, err);
     if (rc == NUB_OK) {
+        struct nub_config cfg = o->cfg, made;
+        if (!o->timeout_given && nub_snapshot_config(snap, &made) == NUB_OK)
+            cfg.call_timeout_ms = made.call_timeout_ms;
         *ready = nub_snapshot_is_evolved(snap);
-        rc = nub_sandbox_new_from_snapshot(snap, &o->cfg, sb, err);
+        rc = nub_sandbox_new_from_snapshot(snap, &cfg, sb, err);
     }
     nub_snapshot_release(snap);
     return rc;

@@ -554,6 +554,16 @@ int nub_snapshot_is_evolved(const nub_snapshot *snap);
 uint64_t nub_snapshot_memory_size(const nub_snapshot *snap);
 
 /*
+ * The configuration `snap` was made with, into *out: its sizes as
+ * normalised at creation (defaults filled in, rounded to pages) and its
+ * backend, timeout, log level, gdb and core-dump settings; core_dump_dir
+ * points into `snap` and stays valid while it is held. A starting point
+ * for the overrides of nub_sandbox_new_from_snapshot() and nub_pool_new()
+ * that changes only some fields. NUB_E_INVALID when either is NULL.
+ */
+nub_status nub_snapshot_config(const nub_snapshot *snap, struct nub_config *out);
+
+/*
  * Create a sandbox from a snapshot, with no ELF parsing and no copy of
  * guest memory. cfg_overrides: NULL to use the snapshot's configuration;
  * otherwise every field but the sizes is taken from it (backend,

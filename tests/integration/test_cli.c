@@ -682,3 +682,24 @@ BACKEND_TEST(cli, snapshot_sizes_carry_over_to_run)
     unlink(in);
     unlink(snap);
 }
+
+BACKEND_TEST(cli, snapshot_timeout_is_the_default_of_run)
+{
+    const char *b = nub_backend_name(backend);
+    char snap[64];
+    snprintf(snap, sizeof snap, "/tmp/nub-cli-snapt-%d-%s", (int)getpid(), b);
+    struct cli r;
+    CLI(&r, "snapshot", tg(), "-o", snap, "--evolve", "--backend", b, "--timeout", "150");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    CLI(&r, "run", "--snapshot", snap, "--backend", b, "--call", "6");
+    cr_assert_eq(r.status, 1, "the spin stops at the snapshot's timeout: %s", r.err);
+    cr_assert_str_eq(r.err, "nub: the call failed: NUB_E_TIMEOUT: call exceeded its timeout of 150 ms\n");
+    cli_free(&r);
+    CLI(&r, "run", "--snapshot", snap, "--backend", b, "--call", "6", "--timeout", "90");
+    cr_assert_eq(r.status, 1);
+    cr_assert_str_eq(r.err, "nub: the call failed: NUB_E_TIMEOUT: call exceeded its timeout of 90 ms\n",
+                     "--timeout overrides the snapshot's");
+    cli_free(&r);
+    unlink(snap);
+}

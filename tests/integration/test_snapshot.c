@@ -350,6 +350,35 @@ BACKEND_TEST(snapshot, threads_share_one_snapshot)
     nub_snapshot_release(evo);
 }
 
+BACKEND_TEST(snapshot, config_is_the_normalised_one_it_was_made_with)
+{
+    struct nub_config cfg = test_config(backend), got;
+    cfg.heap_size = 200 * 1024 + 1; /* rounded up to whole pages */
+    cfg.stack_size = 0;             /* the default */
+    cfg.call_timeout_ms = 1234;
+    struct nub_error err;
+    nub_snapshot *snap = NULL;
+    cr_assert_eq(nub_snapshot_from_file(guest_path("testguest"), NULL, &cfg, &snap, &err), NUB_OK, "%s",
+                 err.message);
+    memset(&got, 0xa5, sizeof got);
+    cr_assert_eq(nub_snapshot_config(snap, &got), NUB_OK);
+    cr_assert_eq(got.heap_size, 204800 + 4096);
+    cr_assert_eq(got.stack_size, 64 * 1024);
+    cr_assert_eq(got.call_timeout_ms, 1234);
+    cr_assert_eq(got.backend, backend);
+    /* the documented use: the snapshot's own settings with one field changed */
+    got.call_timeout_ms = 50;
+    nub_sandbox *sb = from_snap(snap, &got);
+    cr_assert_eq(nub_sandbox_evolve(sb), NUB_OK, "%s", nub_sandbox_last_error(sb)->message);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(nub_call(sb, NUB_TG_FN_SPIN, NULL, 0, &out, &len), NUB_E_TIMEOUT);
+    cr_assert(strstr(nub_sandbox_last_error(sb)->message, "50 ms") != NULL, "%s",
+              nub_sandbox_last_error(sb)->message);
+    nub_sandbox_destroy(sb);
+    nub_snapshot_release(snap);
+}
+
 Test(snapshot, null_and_bad_arguments)
 {
     struct nub_error err;
@@ -365,5 +394,7 @@ Test(snapshot, null_and_bad_arguments)
     cr_assert_eq(nub_sandbox_restore(NULL, NULL), NUB_E_INVALID);
     nub_snapshot_release(NULL);
     cr_assert_null(nub_snapshot_retain(NULL));
+    struct nub_config cfg;
+    cr_assert_eq(nub_snapshot_config(NULL, &cfg), NUB_E_INVALID);
 }
 
