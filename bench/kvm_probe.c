@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../host/hv/kvm_probe.h"
+#include "../host/testing.h"
 #include "bench.h"
 
 /* Usage: bench/kvm_probe [ITERATIONS]   (default 200). Prints one JSON object. */

@@ -5,7 +5,7 @@
 #include <sys/resource.h>
 
 #include "../guests/testguest/testguest.h"
-#include "../host/internal.h"
+#include "../host/testing.h"
 #include "nub/nub.h"
 #include "bench.h"
 
@@ -94,22 +94,17 @@ static double create_from_snapshot_us(nub_snapshot *snap, int then_evolve, size_
 static double bare_vm_create_us(nub_snapshot *snap, size_t n, double *v)
 {
     nub_sandbox *sb = from(snap);
-    struct nub_hv_region regions[2] = {
-        {NUB_BASE_GPA, sb->lay.snapshot_size, sb->snapshot},
-        {nub_scratch_gpa(&sb->lay, 0), sb->lay.scratch_size, sb->scratch},
-    };
-    struct nub_hv_config hc = {regions, 2, snap->cr3};
     for (size_t i = 0; i < n; i++) {
         struct nub_hv *hv = NULL;
-        char msg[256];
+        char msg[256] = "";
         double t0 = bench_now_ns();
-        nub_status rc = sb->ops->create(&hc, &hv, msg, sizeof msg);
+        nub_status rc = nub_test_bare_vm_create(sb, &hv, msg, sizeof msg);
         v[i] = (bench_now_ns() - t0) / 1e3;
         if (rc != NUB_OK) {
             fprintf(stderr, "bench/snapshot: bare create: %s\n", msg);
             exit(1);
         }
-        sb->ops->destroy(hv);
+        nub_test_bare_vm_destroy(sb, hv);
     }
     nub_sandbox_destroy(sb);
     return bench_summarize(v, n).p50;
@@ -197,22 +192,17 @@ static double pss_per_idle_kib(nub_snapshot *evo, size_t n)
 static double pss_per_bare_vm_kib(nub_snapshot *snap, size_t n)
 {
     nub_sandbox *sb = from(snap);
-    struct nub_hv_region regions[2] = {
-        {NUB_BASE_GPA, sb->lay.snapshot_size, sb->snapshot},
-        {nub_scratch_gpa(&sb->lay, 0), sb->lay.scratch_size, sb->scratch},
-    };
-    struct nub_hv_config hc = {regions, 2, snap->cr3};
     struct nub_hv **hv = calloc(n, sizeof *hv);
-    char msg[256];
+    char msg[256] = "";
     long before = pss_kib();
     for (size_t i = 0; i < n; i++)
-        if (sb->ops->create(&hc, &hv[i], msg, sizeof msg) != NUB_OK) {
+        if (nub_test_bare_vm_create(sb, &hv[i], msg, sizeof msg) != NUB_OK) {
             fprintf(stderr, "bench/snapshot: bare create: %s\n", msg);
             exit(1);
         }
     long after = pss_kib();
     for (size_t i = 0; i < n; i++)
-        sb->ops->destroy(hv[i]);
+        nub_test_bare_vm_destroy(sb, hv[i]);
     free(hv);
     nub_sandbox_destroy(sb);
     return (double)(after - before) / (double)n;

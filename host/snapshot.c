@@ -390,15 +390,35 @@ static nub_status map_regions(nub_sandbox *sb, const struct nub_snapshot *snap, 
     return NUB_OK;
 }
 
-static nub_status create_vm(nub_sandbox *sb, uint64_t cr3, struct nub_error *err)
+/* A backend VM over sb's two regions with page-table root cr3 (msg: the backend's reason on failure). */
+static nub_status create_backend_vm(const nub_sandbox *sb, uint64_t cr3, struct nub_hv **out, char *msg,
+                                    size_t msg_len)
 {
     struct nub_hv_region regions[2] = {
         {NUB_BASE_GPA, sb->lay.snapshot_size, sb->snapshot},
         {nub_scratch_gpa(&sb->lay, 0), sb->lay.scratch_size, sb->scratch},
     };
     struct nub_hv_config hc = {regions, 2, cr3};
+    return sb->ops->create(&hc, out, msg, msg_len);
+}
+
+nub_status nub_test_bare_vm_create(nub_sandbox *sb, struct nub_hv **out, char *msg, size_t msg_len)
+{
+    if (sb == NULL || out == NULL || sb->hv == NULL)
+        return NUB_E_INVALID;
+    return create_backend_vm(sb, sb->cr3, out, msg, msg_len);
+}
+
+void nub_test_bare_vm_destroy(nub_sandbox *sb, struct nub_hv *vm)
+{
+    if (sb != NULL && vm != NULL)
+        sb->ops->destroy(vm);
+}
+
+static nub_status create_vm(nub_sandbox *sb, uint64_t cr3, struct nub_error *err)
+{
     char msg[256] = "";
-    nub_status rc = sb->ops->create(&hc, &sb->hv, msg, sizeof msg);
+    nub_status rc = create_backend_vm(sb, cr3, &sb->hv, msg, sizeof msg);
     if (rc != NUB_OK)
         return nub_err_set(err, rc, "%s backend: %s", nub_backend_name(sb->backend), msg);
     if (sb->ops->get_cpu(sb->hv, &sb->cpu0) != NUB_OK)

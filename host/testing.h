@@ -1,4 +1,4 @@
-/* Test-only interface of libnub.a (never used by the library itself): per-sandbox hooks where deterministic concurrency tests place a barrier, and the bare guest entry the benchmarks measure. */
+/* Test-only interface of libnub.a (never used by the library itself): per-sandbox hooks where deterministic concurrency tests place a barrier, and the bare guest entry and bare backend VM the benchmarks measure. */
 #ifndef NUB_HOST_TESTING_H
 #define NUB_HOST_TESTING_H
 
@@ -49,5 +49,37 @@ nub_status nub_test_run_dispatch(struct nub_sandbox *sb);
  * metrics as n calls would: bench/call.c times them against a whole call.
  */
 void nub_test_metrics_hooks(struct nub_sandbox *sb, size_t n);
+
+struct nub_hv; /* a backend's VM and vCPU, opaque here */
+
+/*
+ * A second, bare backend VM over `sb`'s guest memory and page tables, made
+ * by sb's backend and never run: bench/snapshot.c times and weighs the
+ * backend's own creation against a whole sandbox's. msg gets the
+ * backend's reason on failure. NUB_E_INVALID when sb has no VM yet.
+ * Destroy it with nub_test_bare_vm_destroy() before `sb`.
+ */
+nub_status nub_test_bare_vm_create(struct nub_sandbox *sb, struct nub_hv **out, char *msg, size_t msg_len);
+void nub_test_bare_vm_destroy(struct nub_sandbox *sb, struct nub_hv *vm);
+
+/* ---- the kvm probe (host/hv/kvm_probe.c), for bench/kvm_probe ---- */
+
+/*
+ * Run the probe now, uncached (benchmarks and tests): describe this
+ * machine's KVM (API version, modules, CPU vendor and VMX/SVM flags), then
+ * create a probe VM through the kvm backend's own create() (sregs, CPUID,
+ * page tables built with common/ vmem at the high half), run SSE2 register
+ * operations at CPL0, a 16-byte store and a load through the high-half
+ * mapping and an OUT to the halt port, and check the exit and the values.
+ * Fills every field of *out; out->usable and out->reason give the verdict.
+ */
+void nub_kvm_probe_run(struct nub_backend_info *out);
+
+/*
+ * Create and destroy one bare kvm VM with the probe's memory and page
+ * tables, without running it: the baseline the probe's cost is measured
+ * against (bench/kvm_probe). NUB_OK, or the create() error with err filled.
+ */
+nub_status nub_kvm_probe_bare_vm(char *err, size_t err_len);
 
 #endif /* NUB_HOST_TESTING_H */

@@ -14,6 +14,7 @@
 
 #include "hv.h"
 #include "kvm_probe.h"
+#include "../testing.h"
 #include "nub/abi.h"
 #include "nub/vmem.h"
 #include "x86_64.h"
