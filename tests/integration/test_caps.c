@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "nub/abi.h"
 #include "nub/cap.h"
+#include "nub/cdir.h"
 #include "nub/nubk.h"
 
 /* ---- helpers ----------------------------------------------------------- */
