@@ -77,6 +77,7 @@ static nub_status rejected(nub_sandbox *sb, const void *cap, size_t len)
                            nub_cap_strerror(e));
     const char *why = "its cache directory refused it";
     uint64_t count = 0;
+    nub_cache_lookup_claimed(sb, h, NULL, NULL); /* validates the directory on the way to h */
     const struct nub_cdir_view *dir = nub_cache_view_claimed(sb);
     if (dir != NULL && nub_cdir_count(dir, &count) == NUB_CDIR_OK)
         why = count >= NUB_CDIR_MAX_ENTRIES(dir->capacity)
