@@ -584,7 +584,10 @@ static void expect_debug(struct vm *v, uint32_t stop, uint64_t rip, const char *
                  (unsigned long long)rip);
 }
 
-/* Each step stops after one instruction, starting where registers set just before (a call's entry, a debugger's write) put RIP. */
+/*
+ * Each step stops after one instruction, starting where registers set just
+ * before (a call's entry, a debugger's write) put RIP.
+ */
 static void check_single_step(void)
 {
     struct vm v = vm_new();
@@ -662,7 +665,10 @@ Test(kvm_hv, hw_breakpoint_stops_before_its_instruction)
     vm_free(&v);
 }
 
-/* int3 is a debug exit with KVM's #BP intercept; under TCG the guest gets the #BP (here: no IDT, a triple fault). */
+/*
+ * int3 is a debug exit with KVM's #BP intercept; under TCG the guest gets
+ * the #BP (here: no IDT, a triple fault).
+ */
 Test(kvm_hv, int3_is_a_debug_exit_or_under_tcg_the_guests_breakpoint)
 {
     static const uint8_t code[] = {0x90, 0xcc, 0xe6, 0x12, 0xf4}; /* nop; int3; out 0x12,al; hlt */
