@@ -53,6 +53,7 @@ struct nub_hv {
     _Atomic(pthread_t) thread;    /* that thread (valid while active) */
     atomic_int kickers;           /* interrupt() calls looking at `thread` right now */
     bool guest_ran;               /* a KVM_RUN has entered the guest (its state is no longer only ours) */
+    uint64_t hw_bp_dr6;           /* DR6 B0-B3 of the debug registers set_debug enabled */
 };
 
 /* ---- /dev/kvm ---------------------------------------------------------- */
@@ -570,12 +571,17 @@ static void after_shutdown(struct nub_hv *hv, struct nub_hv_exit *x)
         nub_hv_fmt(x->msg, sizeof x->msg, "KVM reset the vCPU (rip unknown); long mode restored");
 }
 
-/* KVM_EXIT_DEBUG: #BP is a software breakpoint; #DB a hardware one (DR6.B0-3) or a step. */
-static uint32_t debug_stop(const struct kvm_debug_exit_arch *d)
+/*
+ * KVM_EXIT_DEBUG: #BP is a software breakpoint; #DB a hardware one when
+ * DR6 names an enabled debug register, else a step. Only enabled ones
+ * count: a CPU may set B0-B3 for a register whose address matches although
+ * DR7 does not enable it (one left over from an earlier debugging session).
+ */
+static uint32_t debug_stop(const struct nub_hv *hv, const struct kvm_debug_exit_arch *d)
 {
     if (d->exception == 3)
         return NUB_HV_DBG_SW_BP;
-    return (d->dr6 & 0xfu) ? NUB_HV_DBG_HW_BP : NUB_HV_DBG_STEP;
+    return (d->dr6 & hv->hw_bp_dr6) ? NUB_HV_DBG_HW_BP : NUB_HV_DBG_STEP;
 }
 
 /* Translate the exit KVM_RUN reported in kvm_run. */
@@ -595,7 +601,7 @@ static nub_status translate(struct nub_hv *hv, struct nub_hv_exit *x)
         return NUB_OK;
     case KVM_EXIT_DEBUG:
         x->kind = NUB_HV_EXIT_DEBUG;
-        x->debug = debug_stop(&run->debug.arch);
+        x->debug = debug_stop(hv, &run->debug.arch);
         return NUB_OK;
     case KVM_EXIT_SHUTDOWN:
         x->kind = NUB_HV_EXIT_SHUTDOWN;
@@ -642,18 +648,26 @@ static int unblock_kick(struct nub_hv *hv, pthread_t self, struct nub_hv_exit *x
     return 0;
 }
 
+/* KVM_SET_REGS of *hv->regs now: nothing is left pending for KVM_RUN. -1 (errno set) on failure. */
+static int load_regs(struct nub_hv *hv)
+{
+    if (ioctl(hv->vcpu_fd, KVM_SET_REGS, hv->regs) != 0)
+        return -1;
+    hv->regs_dirty = false;
+    if (hv->sync_regs)
+        hv->run->kvm_dirty_regs &= ~(uint64_t)KVM_SYNC_X86_REGS;
+    return 0;
+}
+
 /* Load dirty registers (without sync_regs), then publish this thread as the one in run(). */
 static int enter_run(struct nub_hv *hv, struct nub_hv_exit *x)
 {
     pthread_t self = pthread_self();
     if (unblock_kick(hv, self, x) != 0)
         return -1;
-    if (hv->regs_dirty) {
-        if (ioctl(hv->vcpu_fd, KVM_SET_REGS, hv->regs) != 0) {
-            nub_hv_fmt(x->msg, sizeof x->msg, "KVM_SET_REGS: %s", strerror(errno));
-            return -1;
-        }
-        hv->regs_dirty = false;
+    if (hv->regs_dirty && load_regs(hv) != 0) {
+        nub_hv_fmt(x->msg, sizeof x->msg, "KVM_SET_REGS: %s", strerror(errno));
+        return -1;
     }
     atomic_store(&hv->thread, self);
     atomic_store(&hv->active, true);
@@ -735,12 +749,24 @@ static void kvm_clear_interrupt(struct nub_hv *hv)
     __atomic_store_n(&hv->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
-/* KVM_SET_GUEST_DEBUG: int3 exits (the stub writes them), DR0-3 execution breakpoints, TF stepping. */
+/*
+ * KVM_SET_GUEST_DEBUG: int3 exits (the stub writes them), DR0-3 execution
+ * breakpoints, TF stepping. KVM takes the address to step from the vCPU's
+ * RIP at this ioctl (singlestep_rip) and sets TF only while RIP is there, so
+ * registers set since the last run (a new call's entry, a debugger's write)
+ * are loaded first: left to KVM_RUN, they would move RIP off that address
+ * and the step would not stop.
+ */
 static nub_status kvm_set_debug(struct nub_hv *hv, const struct nub_hv_debug *d, char *err,
                                 size_t err_len)
 {
     struct kvm_guest_debug g;
     memset(&g, 0, sizeof g);
+    bool pending = hv->regs_dirty || (hv->sync_regs && (hv->run->kvm_dirty_regs & KVM_SYNC_X86_REGS));
+    if (pending && load_regs(hv) != 0) {
+        nub_hv_fmt(err, err_len, "KVM_SET_REGS before KVM_SET_GUEST_DEBUG: %s", strerror(errno));
+        return NUB_E_BACKEND;
+    }
     if (d != NULL && d->enabled) {
         if (d->nhw > NUB_HV_MAX_HW_BP) {
             nub_hv_fmt(err, err_len, "at most %d hardware breakpoints", NUB_HV_MAX_HW_BP);
@@ -760,6 +786,7 @@ static nub_status kvm_set_debug(struct nub_hv *hv, const struct nub_hv_debug *d,
         nub_hv_fmt(err, err_len, "KVM_SET_GUEST_DEBUG: %s", strerror(errno));
         return NUB_E_BACKEND;
     }
+    hv->hw_bp_dr6 = (g.control & KVM_GUESTDBG_USE_HW_BP) ? (1u << (d->nhw)) - 1u : 0;
     return NUB_OK;
 }
 

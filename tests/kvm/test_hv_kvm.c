@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "hv/hv.h"
+#include "under_tcg.h"
 #include "x86_64.h"
 
 #define MEM_SIZE (2u << 20)       /* one region: GPA 0 .. 2 MiB */
@@ -549,4 +551,137 @@ Test(kvm_hv, out_to_unknown_port_reports_the_out_rip_without_sync_regs)
 {
     setenv("NUB_KVM_NO_SYNC_REGS", "1", 1);
     check_out_rip();
+}
+
+/* ---- debugging (set_debug) ------------------------------------------------ */
+
+static const uint8_t dbg_code[] = {
+    0x90,             /* 0: nop */
+    0x48, 0xff, 0xc3, /* 1: inc rbx */
+    0x90,             /* 4: nop */
+    0xe6, 0x11,       /* 5: out 0x11,al */
+    0xf4,             /* 7: hlt */
+};
+
+static void set_debug(struct vm *v, int step, const uint64_t *hw, size_t nhw)
+{
+    struct nub_hv_debug d;
+    char err[160] = "";
+    memset(&d, 0, sizeof d);
+    d.enabled = 1;
+    d.single_step = step;
+    d.nhw = nhw;
+    memcpy(d.hw, hw, nhw * sizeof *hw);
+    cr_assert_eq(v->ops->set_debug(v->hv, &d, err, sizeof err), NUB_OK, "set_debug: %s", err);
+}
+
+static void expect_debug(struct vm *v, uint32_t stop, uint64_t rip, const char *what)
+{
+    struct nub_hv_exit x = run(v);
+    cr_assert_eq(x.kind, NUB_HV_EXIT_DEBUG, "%s: kind %d (%s), want DEBUG", what, x.kind, x.msg);
+    cr_assert_eq(x.debug, stop, "%s: stop %u, want %u", what, x.debug, stop);
+    cr_assert_eq(x.rip, rip, "%s: rip 0x%llx, want 0x%llx", what, (unsigned long long)x.rip,
+                 (unsigned long long)rip);
+}
+
+/*
+ * Each step stops after one instruction, starting where registers set just
+ * before (a call's entry, a debugger's write) put RIP.
+ */
+static void check_single_step(void)
+{
+    struct vm v = vm_new();
+    load(&v, dbg_code, sizeof dbg_code, 0);
+    set_debug(&v, 1, NULL, 0);
+    expect_debug(&v, NUB_HV_DBG_STEP, code_va(1), "first step");
+    set_debug(&v, 1, NULL, 0);
+    expect_debug(&v, NUB_HV_DBG_STEP, code_va(4), "second step");
+    struct nub_hv_regs r;
+    cr_assert_eq(v.ops->get_regs(v.hv, &r), NUB_OK);
+    cr_assert_eq(r.rbx, 1, "the stepped inc ran once");
+    r.rip = code_va(1);
+    cr_assert_eq(v.ops->set_regs(v.hv, &r), NUB_OK); /* a debugger moves RIP back */
+    set_debug(&v, 1, NULL, 0);
+    expect_debug(&v, NUB_HV_DBG_STEP, code_va(4), "step from the rewritten RIP");
+    char err[160];
+    cr_assert_eq(v.ops->set_debug(v.hv, NULL, err, sizeof err), NUB_OK);
+    expect_out(&v, 0x11, 1, 0);
+    cr_assert_eq(v.ops->get_regs(v.hv, &r), NUB_OK);
+    cr_assert_eq(r.rbx, 2);
+    vm_free(&v);
+}
+
+Test(kvm_hv, single_step_stops_after_each_instruction_from_the_rip_just_set)
+{
+    check_single_step();
+}
+
+Test(kvm_hv, single_step_stops_after_each_instruction_from_the_rip_just_set_without_sync_regs)
+{
+    setenv("NUB_KVM_NO_SYNC_REGS", "1", 1);
+    check_single_step();
+}
+
+/*
+ * A step that lands on the address of a debug register that is no longer
+ * enabled is a step: DR0 keeps the address after the breakpoint is removed
+ * and a CPU (TCG does) may set DR6.B0 for a match that DR7 does not enable.
+ * The thread stays on one CPU so the second run sees the DR0 the first left.
+ */
+Test(kvm_hv, step_onto_a_removed_hw_breakpoint_address_is_a_step)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    struct vm v = vm_new();
+    load(&v, dbg_code, sizeof dbg_code, 0);
+    uint64_t at = code_va(4);
+    set_debug(&v, 1, &at, 1);
+    expect_debug(&v, NUB_HV_DBG_STEP, code_va(1), "step with the breakpoint in");
+    set_debug(&v, 1, NULL, 0); /* breakpoint removed */
+    expect_debug(&v, NUB_HV_DBG_STEP, at, "step onto its address");
+    vm_free(&v);
+}
+
+/*
+ * A debug-register breakpoint stops before its instruction. Under QEMU's
+ * TCG it never fires (see under_tcg.h): there the test asserts that it does
+ * not, so the day a QEMU fires it this fails and the gdb test's skip goes.
+ */
+Test(kvm_hv, hw_breakpoint_stops_before_its_instruction)
+{
+    struct vm v = vm_new();
+    load(&v, dbg_code, sizeof dbg_code, 0);
+    uint64_t at = code_va(4);
+    set_debug(&v, 0, &at, 1);
+    if (nub_test_under_qemu_tcg()) {
+        struct nub_hv_exit x = run(&v);
+        cr_assert_eq(x.kind, NUB_HV_EXIT_IO_OUT, "under TCG: kind %d (%s); a DR7 breakpoint of a nested guest "
+                     "fires now: remove the skip of gdb/hardware_breakpoint", x.kind, x.msg);
+    } else {
+        expect_debug(&v, NUB_HV_DBG_HW_BP, at, "DR0 breakpoint");
+    }
+    vm_free(&v);
+}
+
+/*
+ * int3 is a debug exit with KVM's #BP intercept; under TCG the guest gets
+ * the #BP (here: no IDT, a triple fault).
+ */
+Test(kvm_hv, int3_is_a_debug_exit_or_under_tcg_the_guests_breakpoint)
+{
+    static const uint8_t code[] = {0x90, 0xcc, 0xe6, 0x12, 0xf4}; /* nop; int3; out 0x12,al; hlt */
+    struct vm v = vm_new();
+    load(&v, code, sizeof code, 0);
+    set_debug(&v, 0, NULL, 0);
+    struct nub_hv_exit x = run(&v);
+    if (nub_test_under_qemu_tcg())
+        cr_assert_eq(x.kind, NUB_HV_EXIT_SHUTDOWN, "under TCG: kind %d (%s); KVM's #BP intercept works "
+                     "now: gdb.c's trap at the guest's #BP handler is no longer needed there", x.kind, x.msg);
+    else
+        cr_assert(x.kind == NUB_HV_EXIT_DEBUG && x.debug == NUB_HV_DBG_SW_BP && x.rip == code_va(1),
+                  "kind %d debug %u rip 0x%llx, want a software breakpoint at the int3", x.kind, x.debug,
+                  (unsigned long long)x.rip);
+    vm_free(&v);
 }
